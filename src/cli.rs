@@ -1,0 +1,202 @@
+//! The command line (clap derive): flags as the user types them, turned once into a validated
+//! [`custagg::Config`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use custagg::Config;
+use custagg::config::{default_memory_limit, default_threads, parse_memory_limit};
+use custagg::generate::GenerateConfig;
+use custagg::parse::Delimiter;
+
+const EXAMPLES: &str = "\
+Examples:
+  Load a file into PostgreSQL, replacing the table atomically:
+    custagg --source data/transaction.csv --database warehouse --table customers
+
+  Write the rows to a local CSV file instead:
+    custagg --source data/transaction.csv --output customers.csv
+
+  Skip up to 100 bad rows, keeping them in rejects.csv:
+    custagg --source big.csv --output out.csv --max-bad-rows 100 --rejects rejects.csv
+
+  Make a 1 GB test file:
+    custagg generate --rows 22000000 --customers 2000000 --seed 1 --out data/1g.csv
+
+Exit codes: 0 success, 1 runtime failure (database, I/O), 2 usage error, 3 bad input data.";
+
+/// Aggregate a huge delimited file of retail transactions by customer — each customer's
+/// favourite product and longest streak of consecutive purchase days — into PostgreSQL or CSV.
+#[derive(Debug, Parser)]
+#[command(
+    name = "custagg",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands besides the main run.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a deterministic synthetic transactions file in the sample's format.
+    Generate(GenerateArgs),
+}
+
+/// Flags of the main run.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The transactions file: delimited, a header line naming custId, transactionDate,
+    /// productSold and unitsSold (any order, any case; other columns are ignored).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub source: Option<PathBuf>,
+
+    /// Target table, `name` or `schema.name`; replaced atomically at the end of the run.
+    #[arg(long, value_name = "NAME", required_unless_present = "output")]
+    pub table: Option<String>,
+
+    /// Database to load into; created when it does not exist.
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present_any = ["output", "db_url"]
+    )]
+    pub database: Option<String>,
+
+    /// PostgreSQL host name or socket directory.
+    #[arg(long, env = "PGHOST", default_value = "localhost")]
+    pub host: String,
+
+    /// PostgreSQL port.
+    #[arg(long, env = "PGPORT", default_value_t = 5432)]
+    pub port: u16,
+
+    /// PostgreSQL user. The password comes from PGPASSWORD or ~/.pgpass, never from a flag.
+    #[arg(long, env = "PGUSER", default_value = "postgres")]
+    pub user: String,
+
+    /// A whole connection string (postgresql://user@host:port/db) instead of the flags above.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    pub db_url: Option<String>,
+
+    /// Write the rows to this CSV file (sorted by customer_id) instead of PostgreSQL.
+    #[arg(long, value_name = "FILE.csv")]
+    pub output: Option<PathBuf>,
+
+    /// Field delimiter of the source: one ASCII character, or `\t` for a tab.
+    #[arg(long, default_value = "|", value_name = "CHAR")]
+    pub delimiter: Delimiter,
+
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+
+    /// Memory budget for buffered records, e.g. 512MB or 2GiB (MB = 10^6, MiB = 2^20);
+    /// beyond it, partitions spill to --spill-dir [default: a quarter of RAM].
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory_limit)]
+    pub memory_limit: Option<u64>,
+
+    /// Directory for spill files (a private subdirectory is made and removed) [default: the
+    /// system temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+
+    /// Bad rows that may be skipped (each written to --rejects); one more ends the run, exit 3.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_bad_rows: u64,
+
+    /// Where skipped bad rows go: CSV of line, column, reason and the record
+    /// [default: <table>.rejects.csv, or <output>.rejects.csv].
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Spill every partition to disk even when it fits in memory (for tests).
+    #[arg(long, hide = true)]
+    pub force_spill: bool,
+
+    /// Target chunk size in bytes (for tests).
+    #[arg(long, hide = true, value_parser = |s: &str| parse_size::parse_size(s))]
+    pub chunk_size: Option<u64>,
+}
+
+/// Flags of `custagg generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Data rows to write (the header not counted).
+    #[arg(long, value_name = "N")]
+    pub rows: u64,
+
+    /// Distinct customers; all appear when there are at least as many rows.
+    #[arg(long, value_name = "M")]
+    pub customers: u64,
+
+    /// Seed: the same seed, rows and customers give the same bytes.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+
+    /// The file to write (replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+impl RunArgs {
+    /// The validated configuration of the run.
+    pub fn config(&self) -> Config {
+        let source = self.source.clone().expect("clap requires --source");
+        let rejects = self
+            .rejects
+            .clone()
+            .unwrap_or_else(|| match (&self.table, &self.output) {
+                (Some(table), _) => PathBuf::from(format!("{table}.rejects.csv")),
+                (None, Some(output)) => output.with_extension("rejects.csv"),
+                (None, None) => PathBuf::from("custagg.rejects.csv"),
+            });
+        Config {
+            source,
+            delimiter: self.delimiter,
+            threads: self.threads.map_or_else(default_threads, usize::from),
+            memory_limit: self.memory_limit.unwrap_or_else(default_memory_limit),
+            spill_dir: self.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
+            force_spill: self.force_spill,
+            max_bad_rows: self.max_bad_rows,
+            rejects,
+            chunk_size: self
+                .chunk_size
+                .map_or(custagg::config::DEFAULT_CHUNK_SIZE, |n| n.max(1) as usize),
+        }
+    }
+}
+
+impl GenerateArgs {
+    /// The generator's configuration.
+    pub fn config(&self) -> GenerateConfig {
+        GenerateConfig {
+            rows: self.rows,
+            customers: self.customers,
+            seed: self.seed,
+            out: self.out.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

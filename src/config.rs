@@ -1,0 +1,98 @@
+//! The validated configuration of a run: what the command line asked for, with every default
+//! resolved, in plain fields the pipeline reads.
+
+use std::path::PathBuf;
+
+use crate::parse::Delimiter;
+
+/// How a run aggregates its source.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The transactions file.
+    pub source: PathBuf,
+    /// Field delimiter of the source.
+    pub delimiter: Delimiter,
+    /// Worker threads for parsing and reducing.
+    pub threads: usize,
+    /// Memory budget in bytes for buffered records and runs.
+    pub memory_limit: u64,
+    /// Parent directory of the run's spill directory.
+    pub spill_dir: PathBuf,
+    /// Spill every partition and run to disk, however small the input (for tests).
+    pub force_spill: bool,
+    /// Bad rows that may be skipped before the run fails.
+    pub max_bad_rows: u64,
+    /// Where skipped bad rows are written (used when `max_bad_rows > 0`).
+    pub rejects: PathBuf,
+    /// Target size of a chunk of the source, in bytes.
+    pub chunk_size: usize,
+}
+
+/// Default chunk size: big enough to amortise per-chunk work, small enough to balance workers.
+pub const DEFAULT_CHUNK_SIZE: usize = 8 << 20;
+
+impl Config {
+    /// A configuration with the defaults of SPEC §4 for `source`.
+    pub fn new(source: impl Into<PathBuf>) -> Config {
+        Config {
+            source: source.into(),
+            delimiter: Delimiter::default(),
+            threads: default_threads(),
+            memory_limit: default_memory_limit(),
+            spill_dir: std::env::temp_dir(),
+            force_spill: false,
+            max_bad_rows: 0,
+            rejects: PathBuf::from("custagg.rejects.csv"),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        }
+    }
+}
+
+/// All cores.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A quarter of the machine's memory (1 GiB when it cannot be read).
+pub fn default_memory_limit() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024 / 4)
+        })
+        .unwrap_or(1 << 30)
+}
+
+/// Smallest memory limit that makes sense: a few chunks' worth of buffers.
+pub const MIN_MEMORY_LIMIT: u64 = 16 << 20;
+
+/// Parses a memory size such as `512MB`, `2GiB` or `1000000` (bytes).
+/// `MB` and `GB` are powers of ten, `MiB` and `GiB` powers of two.
+pub fn parse_memory_limit(text: &str) -> Result<u64, String> {
+    let bytes = parse_size::parse_size(text)
+        .map_err(|e| format!("`{text}` is not a size like 512MB or 2GiB ({e})"))?;
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(format!(
+            "`{text}` is below the minimum of {} MiB",
+            MIN_MEMORY_LIMIT >> 20
+        ));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limits() {
+        assert_eq!(parse_memory_limit("512MB"), Ok(512_000_000));
+        assert_eq!(parse_memory_limit("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_memory_limit("64MiB"), Ok(64 << 20));
+        assert!(parse_memory_limit("lots").is_err());
+        assert!(parse_memory_limit("1MB").unwrap_err().contains("minimum"));
+        assert!(default_memory_limit() >= 1 << 20);
+    }
+}

@@ -1,0 +1,203 @@
+//! `custagg generate`: deterministic synthetic transactions in the sample's format, for tests,
+//! benchmarks and the quick start.
+//!
+//! The file looks like `../shared/data/transaction.csv`: `|`-delimited, header
+//! `transactionId|custId|transactionDate|productSold|unitsSold`, 7-digit customer ids with leading
+//! zeros. Customer activity is skewed (a few customers visit often), each visit is a run of
+//! consecutive days buying one to three products, units are mostly 1–300 with some zero and some
+//! negative (returns), and about one row in a hundred is written twice. The same arguments give
+//! the same bytes on every machine: the generator is PCG-64 with integer-only draws.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use rand_pcg::Pcg64Mcg;
+use rand_pcg::rand_core::Rng;
+
+use crate::date::{days_from_civil, format_date};
+use crate::error::{Error, Result};
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct GenerateConfig {
+    /// Data rows to write (the header not counted).
+    pub rows: u64,
+    /// Distinct customers (all appear when there are enough rows).
+    pub customers: u64,
+    /// Seed of the random generator.
+    pub seed: u64,
+    /// The file to write (replaced atomically).
+    pub out: PathBuf,
+}
+
+/// The header of generated files, the same as the sample's.
+pub const HEADER: &str = "transactionId|custId|transactionDate|productSold|unitsSold";
+
+const FAMILIES: [&str; 8] = [
+    "PURA", "SUPA", "DETA", "CAFE", "TEAX", "MILK", "BREA", "FRUT",
+];
+const SIZES: [&str; 6] = ["100", "250", "500", "800", "101", "102"];
+/// Purchase days are spread over two years from 2010-01-01 (leap day 2012-02-29 not included).
+const SPAN_DAYS: u64 = 730;
+
+/// Writes the file; returns its size in bytes.
+pub fn generate(config: &GenerateConfig) -> Result<u64> {
+    if config.customers == 0 {
+        return Err(Error::Usage("--customers must be at least 1".into()));
+    }
+    let out = &config.out;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".custagg-generate-")
+        .tempfile_in(parent)
+        .map_err(|e| Error::io(parent, "cannot create the output file", e))?;
+    let bytes = write_rows(config, temp.as_file())
+        .map_err(|e| Error::io(temp.path(), "cannot write the generated file", e))?;
+    temp.persist(out)
+        .map_err(|e| Error::io(out, "cannot move the generated file into place", e.error))?;
+    Ok(bytes)
+}
+
+struct Draw(Pcg64Mcg);
+
+impl Draw {
+    /// A number in `[0, n)`, by multiply-shift (no bias worth naming for n far below 2^64).
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.0.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// True with probability `percent / 100`.
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<u64> {
+    let mut draw = Draw(Pcg64Mcg::new(
+        (u128::from(config.seed) << 64) | 0x5851_f42d_4c95_7f2d,
+    ));
+    let customers = config.customers;
+    let id_width = (customers + 10_000).to_string().len().max(7);
+    let stride = coprime_stride(customers);
+    let products: Vec<String> = FAMILIES
+        .iter()
+        .flat_map(|f| SIZES.iter().map(move |s| format!("{f}{s}")))
+        .collect();
+    let first_day = days_from_civil(2010, 1, 1);
+    // Both date spellings of every day, made once.
+    let dates: Vec<([u8; 10], [u8; 8])> = (0..SPAN_DAYS as i32 + 16)
+        .map(|i| {
+            let iso = format_date(first_day + i);
+            let mut compact = [0u8; 8];
+            compact[..4].copy_from_slice(&iso[..4]);
+            compact[4..6].copy_from_slice(&iso[5..7]);
+            compact[6..].copy_from_slice(&iso[8..]);
+            (iso, compact)
+        })
+        .collect();
+
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    out.write_all(HEADER.as_bytes())?;
+    out.write_all(b"\n")?;
+    let mut written_bytes = HEADER.len() as u64 + 1;
+    let mut rows = 0u64;
+    let mut line = Vec::with_capacity(128);
+    let mut visit = 0u64;
+    while rows < config.rows {
+        // Every customer once, in scattered order; then a skewed pick (u^3 favours low indices).
+        let index = if visit < customers {
+            visit
+        } else {
+            let u = draw.below(1 << 20);
+            let cube = (u * u * u) >> 40; // in [0, 2^20)
+            ((u128::from(cube) * u128::from(customers)) >> 20) as u64
+        };
+        let customer = (u128::from(index.min(customers - 1)) * u128::from(stride)
+            % u128::from(customers)) as u64
+            + 10_000;
+        let id = format!("{customer:0id_width$}");
+        let start = draw.below(SPAN_DAYS) as usize;
+        let mut run = 1;
+        while run < 10 && draw.chance(50) {
+            run += 1;
+        }
+        let favourite = draw.below(products.len() as u64) as usize;
+        for (iso, compact) in &dates[start..start + run] {
+            let kinds = 1 + draw.below(3);
+            for k in 0..kinds {
+                let product = if k == 0 && draw.chance(70) {
+                    favourite
+                } else {
+                    // Low catalogue indices sell more.
+                    let u = draw.below(products.len() as u64);
+                    (u * u / products.len() as u64) as usize
+                };
+                let units: i64 = if draw.chance(2) {
+                    0
+                } else if draw.chance(3) {
+                    -(1 + draw.below(20) as i64)
+                } else {
+                    1 + draw.below(300) as i64
+                };
+                line.clear();
+                line.extend_from_slice(compact);
+                line.push(b'-');
+                line.extend_from_slice(id.as_bytes());
+                line.push(b'|');
+                line.extend_from_slice(id.as_bytes());
+                line.push(b'|');
+                line.extend_from_slice(iso);
+                line.push(b'|');
+                line.extend_from_slice(products[product].as_bytes());
+                line.push(b'|');
+                line.extend_from_slice(itoa::Buffer::new().format(units).as_bytes());
+                line.push(b'\n');
+                let copies = if draw.chance(1) { 2 } else { 1 };
+                for _ in 0..copies {
+                    if rows == config.rows {
+                        break;
+                    }
+                    out.write_all(&line)?;
+                    written_bytes += line.len() as u64;
+                    rows += 1;
+                }
+            }
+        }
+        visit += 1;
+    }
+    out.flush()?;
+    Ok(written_bytes)
+}
+
+/// A multiplier coprime with `n`, so `i * stride % n` visits every customer once.
+fn coprime_stride(n: u64) -> u64 {
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let mut stride = 2_654_435_761 % n.max(1);
+    while n > 1 && gcd(stride, n) != 1 {
+        stride += 1;
+    }
+    stride.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stride_is_a_permutation() {
+        for n in [1u64, 2, 7, 10, 885, 1000] {
+            let s = coprime_stride(n);
+            let mut seen: Vec<u64> = (0..n).map(|i| i * s % n).collect();
+            seen.sort();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>(), "n = {n}");
+        }
+    }
+}

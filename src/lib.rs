@@ -1,0 +1,24 @@
+//! custagg: aggregate a huge delimited file of retail transactions by customer.
+//!
+//! The pipeline (SPEC §1), one module per stage:
+//! [`source`] maps the file and cuts it into chunks at record boundaries; [`parse`] reads the
+//! header and the records of a chunk (csv-core); [`partition`] hash-partitions records by customer
+//! into memory or [`spill`] files; [`reduce`] turns a partition into sorted customer rows; a
+//! [`sink`] writes them. [`pipeline`] runs the stages on a rayon pool.
+
+pub mod config;
+pub mod date;
+pub mod error;
+pub mod generate;
+pub mod parse;
+pub mod partition;
+pub mod pipeline;
+pub mod reduce;
+pub mod rejects;
+pub mod sink;
+pub mod source;
+pub mod spill;
+
+pub use config::Config;
+pub use error::{BadRow, Error, Result};
+pub use pipeline::{Summary, aggregate, run_to_csv};

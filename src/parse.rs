@@ -1,0 +1,793 @@
+//! Records: the header found by column name, and every data row parsed with csv-core and
+//! checked against the input rules of SPEC §2.
+//!
+//! A chunk is parsed by one `ChunkParser` on one worker. Good rows come out as borrowed
+//! [`Record`]s (no allocation per row); bad rows as [`BadRow`]s with the physical line on which
+//! the record starts, counted from the chunk's first line only when a bad row is found.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::date::{DateError, parse_date};
+use crate::error::{BadRow, Error, Result};
+use crate::source::{Chunk, count_newlines};
+
+/// The columns a source must have, as SPEC §2 spells them (matched case-insensitively).
+pub const REQUIRED_COLUMNS: [&str; 4] = ["custId", "transactionDate", "productSold", "unitsSold"];
+
+/// Longest `custId` or `productSold`, in bytes.
+pub const MAX_TEXT_BYTES: usize = 255;
+
+/// Longest record the parser holds, in bytes of field data; a longer one is a bad row.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// Most fields a record may have before it is a bad row (the header decides the real count).
+const MAX_FIELDS: usize = 4096;
+
+/// The field delimiter: one ASCII byte that is not a quote or a line end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delimiter(u8);
+
+impl Delimiter {
+    /// The byte.
+    pub fn as_byte(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for Delimiter {
+    fn default() -> Self {
+        Delimiter(b'|')
+    }
+}
+
+impl FromStr for Delimiter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let byte = match s {
+            "\\t" | "tab" | "TAB" => b'\t',
+            _ if s.len() == 1 && s.is_ascii() => s.as_bytes()[0],
+            _ => {
+                return Err(format!(
+                    "`{s}` is not one ASCII character (use `\\t` for a tab)"
+                ));
+            }
+        };
+        match byte {
+            b'"' | b'\r' | b'\n' | 0 => {
+                Err(format!("`{}` cannot be a delimiter", s.escape_default()))
+            }
+            _ => Ok(Delimiter(byte)),
+        }
+    }
+}
+
+impl fmt::Display for Delimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            b'\t' => f.write_str("\\t"),
+            b => write!(f, "{}", b as char),
+        }
+    }
+}
+
+/// Where the required columns stand in each record.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The delimiter byte.
+    pub delimiter: u8,
+    /// Number of fields every record must have.
+    pub field_count: usize,
+    /// Index of `custId`.
+    pub customer: usize,
+    /// Index of `transactionDate`.
+    pub date: usize,
+    /// Index of `productSold`.
+    pub product: usize,
+    /// Index of `unitsSold`.
+    pub units: usize,
+    /// The header's spelling of each required column, in the order of `REQUIRED_COLUMNS`.
+    pub names: [String; 4],
+}
+
+/// The parsed header and where the data begins.
+#[derive(Clone, Debug)]
+pub struct Header {
+    /// Column positions.
+    pub layout: Layout,
+    /// Byte offset just after the header record.
+    pub data_start: usize,
+    /// Physical line number of `data_start`.
+    pub data_line: u64,
+}
+
+/// One good data row, borrowed from the parser's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// `custId`, exactly as written.
+    pub customer: &'a [u8],
+    /// `productSold`, exactly as written.
+    pub product: &'a [u8],
+    /// `transactionDate` as days since 1970-01-01.
+    pub day: i32,
+    /// `unitsSold`.
+    pub units: i32,
+}
+
+/// Reads the header at the start of `data` (which may begin with a UTF-8 BOM and blank lines).
+///
+/// `data` must hold at least the whole header record.
+pub fn read_header(path: &Path, data: &[u8], delimiter: Delimiter) -> Result<Header> {
+    let input_error = |message: String| Error::Input {
+        path: path.into(),
+        message,
+    };
+    let mut reader = csv_reader(delimiter.as_byte());
+    let mut fields = Fields::new();
+    let Some(consumed) = fields.read(&mut reader, data) else {
+        return Err(input_error(format!(
+            "the file is empty: expected a header line naming the columns {}",
+            REQUIRED_COLUMNS.join(", ")
+        )));
+    };
+    if fields.overflow {
+        return Err(input_error(
+            "the header line is too long to be a header".into(),
+        ));
+    }
+    let names: Vec<String> = (0..fields.count)
+        .map(|i| String::from_utf8_lossy(fields.get(i)).into_owned())
+        .collect();
+
+    let mut found = [usize::MAX; 4];
+    for (want, slot) in REQUIRED_COLUMNS.iter().zip(found.iter_mut()) {
+        for (i, name) in names.iter().enumerate() {
+            if name.eq_ignore_ascii_case(want) {
+                if *slot != usize::MAX {
+                    return Err(input_error(format!(
+                        "column `{want}` appears twice in the header (fields {} and {})",
+                        *slot + 1,
+                        i + 1
+                    )));
+                }
+                *slot = i;
+            }
+        }
+    }
+    let missing: Vec<&str> = REQUIRED_COLUMNS
+        .iter()
+        .zip(found)
+        .filter(|&(_, i)| i == usize::MAX)
+        .map(|(name, _)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(input_error(missing_columns_message(
+            &missing, &names, delimiter,
+        )));
+    }
+
+    let header_text = &data[..consumed];
+    Ok(Header {
+        layout: Layout {
+            delimiter: delimiter.as_byte(),
+            field_count: names.len(),
+            customer: found[0],
+            date: found[1],
+            product: found[2],
+            units: found[3],
+            names: found.map(|i| names[i].clone()),
+        },
+        data_start: consumed,
+        data_line: 1 + count_newlines(header_text),
+    })
+}
+
+fn missing_columns_message(missing: &[&str], names: &[String], delimiter: Delimiter) -> String {
+    let plural = if missing.len() == 1 { "" } else { "s" };
+    let mut message = format!(
+        "the header has no column{plural} {} (required: {}; the header's {} column{} split at `{delimiter}`: {})",
+        missing
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        REQUIRED_COLUMNS.join(", "),
+        names.len(),
+        if names.len() == 1 { " is" } else { "s are" },
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    if names.len() == 1 {
+        let guess = [b',', b';', b'\t', b'|']
+            .into_iter()
+            .filter(|&b| b != delimiter.as_byte())
+            .max_by_key(|&b| names[0].bytes().filter(|&c| c == b).count())
+            .filter(|&b| names[0].as_bytes().contains(&b));
+        if let Some(b) = guess {
+            let d = Delimiter(b);
+            message.push_str(&format!(
+                ". The file looks delimited by `{d}`: try --delimiter '{d}'"
+            ));
+        }
+    }
+    message
+}
+
+/// Parses the records of chunks.
+pub struct ChunkParser<'a> {
+    path: &'a Path,
+    layout: &'a Layout,
+    /// Required columns sorted by position, so checks report the leftmost bad field first.
+    checks: [(usize, Column); 4],
+    fields: Fields,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Column {
+    Customer,
+    Date,
+    Product,
+    Units,
+}
+
+/// What a chunk parser reports to.
+pub trait RowSink {
+    /// A good row.
+    fn record(&mut self, record: Record<'_>);
+    /// A bad row.
+    fn bad_row(&mut self, row: BadRow);
+    /// Records that start after this file offset need not be parsed (an earlier error decides
+    /// the run already).
+    fn stop_after(&self) -> u64 {
+        u64::MAX
+    }
+}
+
+impl<'a> ChunkParser<'a> {
+    /// A parser for records of `layout`, reporting bad rows against `path`.
+    pub fn new(path: &'a Path, layout: &'a Layout) -> Self {
+        let mut checks = [
+            (layout.customer, Column::Customer),
+            (layout.date, Column::Date),
+            (layout.product, Column::Product),
+            (layout.units, Column::Units),
+        ];
+        checks.sort_by_key(|&(i, _)| i);
+        ChunkParser {
+            path,
+            layout,
+            checks,
+            fields: Fields::new(),
+        }
+    }
+
+    /// Parses every record of `chunk`, and returns how many records were read (good and bad).
+    pub fn parse(&mut self, chunk: &Chunk<'_>, sink: &mut impl RowSink) -> u64 {
+        let data: &[u8] = &chunk.data;
+        let mut reader = csv_reader(self.layout.delimiter);
+        // A fresh csv-core reader strips a UTF-8 BOM from its first input. Only the file's first
+        // bytes may be a BOM (the header took those), so make the reader past its first read.
+        reader.read_record(b"\n", &mut [], &mut []);
+
+        let mut rows = 0;
+        let mut pos = 0;
+        let (mut line_pos, mut line) = (0, chunk.first_line);
+        loop {
+            // Blank lines are skipped here, so `start` is the record's first byte.
+            while pos < data.len() && (data[pos] == b'\n' || data[pos] == b'\r') {
+                pos += 1;
+            }
+            if pos == data.len() || chunk.offset + pos as u64 > sink.stop_after() {
+                return rows;
+            }
+            let start = pos;
+            let Some(consumed) = self.fields.read(&mut reader, &data[start..]) else {
+                return rows;
+            };
+            pos = start + consumed;
+            rows += 1;
+            let raw = trim_line_end(&data[start..pos]);
+            let at_end = chunk.is_last && pos == data.len();
+            match self.check(raw, at_end) {
+                Ok(record) => sink.record(record),
+                Err((column, reason, fatal)) => {
+                    line += count_newlines(&data[line_pos..start]);
+                    line_pos = start;
+                    sink.bad_row(BadRow {
+                        path: self.path.into(),
+                        offset: chunk.offset + start as u64,
+                        line,
+                        column,
+                        reason,
+                        raw: raw.to_vec(),
+                        fatal,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Checks the record just read into `self.fields`; `raw` is its text in the file.
+    fn check(&self, raw: &[u8], at_end: bool) -> Result<Record<'_>, (String, String, bool)> {
+        let record_error = |reason: String, fatal| Err(("record".to_string(), reason, fatal));
+        if memchr::memchr(b'"', raw).is_some()
+            && let Some((reason, fatal)) = check_quoting(raw, self.layout.delimiter, at_end)
+        {
+            return record_error(reason.into(), fatal);
+        }
+        let fields = &self.fields;
+        if fields.overflow {
+            return record_error(
+                format!(
+                    "the record is longer than {} MiB or has more than {MAX_FIELDS} fields; \
+                     is a line end or a quote missing?",
+                    MAX_RECORD_BYTES >> 20
+                ),
+                false,
+            );
+        }
+        if fields.count != self.layout.field_count {
+            return record_error(
+                format!(
+                    "has {} field{}, the header has {}",
+                    fields.count,
+                    if fields.count == 1 { "" } else { "s" },
+                    self.layout.field_count
+                ),
+                false,
+            );
+        }
+        let mut record = Record {
+            customer: b"",
+            product: b"",
+            day: 0,
+            units: 0,
+        };
+        for &(index, column) in &self.checks {
+            let value = fields.get(index);
+            let result = match column {
+                Column::Customer => check_text(value).map(|v| record.customer = v),
+                Column::Product => check_text(value).map(|v| record.product = v),
+                Column::Date => check_date(value).map(|d| record.day = d),
+                Column::Units => check_units(value).map(|u| record.units = u),
+            };
+            if let Err(reason) = result {
+                let name = match column {
+                    Column::Customer => &self.layout.names[0],
+                    Column::Date => &self.layout.names[1],
+                    Column::Product => &self.layout.names[2],
+                    Column::Units => &self.layout.names[3],
+                };
+                return Err((name.clone(), reason, false));
+            }
+        }
+        Ok(record)
+    }
+}
+
+fn csv_reader(delimiter: u8) -> csv_core::Reader {
+    csv_core::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .terminator(csv_core::Terminator::CRLF)
+        .build()
+}
+
+fn trim_line_end(mut raw: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r'] = raw {
+        raw = rest;
+    }
+    raw
+}
+
+/// The field buffer of one record.
+struct Fields {
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    count: usize,
+    /// The record did not fit `MAX_RECORD_BYTES` / `MAX_FIELDS`; its fields are lost.
+    overflow: bool,
+}
+
+impl Fields {
+    fn new() -> Self {
+        Fields {
+            out: vec![0; 4096],
+            ends: vec![0; 16],
+            count: 0,
+            overflow: false,
+        }
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.out[start..self.ends[i]]
+    }
+
+    /// Reads one record from the start of `input`, which ends at a record boundary or at the end
+    /// of the file. Returns the bytes consumed, or `None` when `input` holds no record.
+    fn read(&mut self, reader: &mut csv_core::Reader, input: &[u8]) -> Option<usize> {
+        use csv_core::ReadRecordResult as R;
+        let (mut nin, mut nout) = (0, 0);
+        self.count = 0;
+        self.overflow = false;
+        loop {
+            let (result, i, o, e) = reader.read_record(
+                &input[nin..],
+                &mut self.out[nout..],
+                &mut self.ends[self.count..],
+            );
+            nin += i;
+            nout += o;
+            self.count += e;
+            match result {
+                R::Record => return Some(nin),
+                R::End => return None,
+                // All of `input` is consumed; the next call, with empty input, ends the record.
+                R::InputEmpty => {}
+                R::OutputFull if self.out.len() < MAX_RECORD_BYTES => {
+                    self.out.resize(self.out.len() * 2, 0);
+                }
+                R::OutputEndsFull if self.ends.len() < MAX_FIELDS => {
+                    self.ends.resize(self.ends.len() * 2, 0);
+                }
+                // Too big: keep reading to find the record's end, overwriting what was kept.
+                R::OutputFull | R::OutputEndsFull => {
+                    self.overflow = true;
+                    nout = 0;
+                    self.count = 0;
+                }
+            }
+        }
+    }
+}
+
+/// Checks that quotes in `raw` follow RFC 4180. Returns the reason and whether the row is fatal
+/// (its quotes make the record boundaries after it ambiguous).
+fn check_quoting(raw: &[u8], delimiter: u8, at_end: bool) -> Option<(&'static str, bool)> {
+    #[derive(PartialEq)]
+    enum State {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        AfterQuote,
+    }
+    let mut state = State::FieldStart;
+    let mut text_after_quote = false;
+    for &b in raw {
+        state = match (state, b) {
+            (State::FieldStart | State::AfterQuote, d) if d == delimiter => State::FieldStart,
+            (State::Unquoted, d) if d == delimiter => State::FieldStart,
+            (State::FieldStart, b'"') => State::Quoted,
+            (State::Unquoted, b'"') => {
+                return Some((
+                    "a quote inside an unquoted field; RFC 4180 wants the whole field quoted and \
+                     inner quotes doubled. This row cannot be skipped: the record boundaries \
+                     after it are ambiguous",
+                    true,
+                ));
+            }
+            (State::FieldStart | State::Unquoted, _) => State::Unquoted,
+            (State::Quoted, b'"') => State::AfterQuote,
+            (State::Quoted, _) => State::Quoted,
+            (State::AfterQuote, b'"') => State::Quoted,
+            (State::AfterQuote, _) => {
+                text_after_quote = true;
+                State::Unquoted
+            }
+        };
+    }
+    if state == State::Quoted {
+        let why = if at_end {
+            "a quoted field is never closed: the quote opened here runs to the end of the file"
+        } else {
+            "a quoted field is never closed"
+        };
+        return Some((why, true));
+    }
+    text_after_quote.then_some((
+        "text after the closing quote of a field; quote the whole field",
+        false,
+    ))
+}
+
+fn shown(value: &[u8]) -> String {
+    let text = String::from_utf8_lossy(value);
+    if text.chars().count() > 40 {
+        format!("`{}…`", text.chars().take(40).collect::<String>())
+    } else {
+        format!("`{text}`")
+    }
+}
+
+fn check_text(value: &[u8]) -> Result<&[u8], String> {
+    if value.is_empty() {
+        return Err("is empty".into());
+    }
+    if value.len() > MAX_TEXT_BYTES {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_TEXT_BYTES} are allowed",
+            value.len()
+        ));
+    }
+    if let Some(i) = memchr::memchr(0, value) {
+        return Err(format!(
+            "holds a NUL byte (at byte {}), which PostgreSQL text cannot store",
+            i + 1
+        ));
+    }
+    if let Err(e) = std::str::from_utf8(value) {
+        return Err(format!(
+            "is not valid UTF-8 (bad byte 0x{:02x} at byte {})",
+            value[e.valid_up_to()],
+            e.valid_up_to() + 1
+        ));
+    }
+    Ok(value)
+}
+
+fn check_date(value: &[u8]) -> Result<i32, String> {
+    parse_date(value).map_err(|e| match e {
+        DateError::Shape => format!("{} is not a date of the form YYYY-MM-DD", shown(value)),
+        DateError::NoSuchDay => format!("{} is not a day of the calendar", shown(value)),
+    })
+}
+
+/// Parses a base-10 integer with an optional sign that fits `i32`.
+pub fn check_units(value: &[u8]) -> Result<i32, String> {
+    if value.is_empty() {
+        return Err("is empty".into());
+    }
+    let (negative, digits) = match value {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, value),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(format!("{} is not a whole number", shown(value)));
+    }
+    let mut magnitude: i64 = 0;
+    for &d in digits {
+        magnitude = magnitude * 10 + i64::from(d - b'0');
+        if magnitude > 1 << 31 {
+            break;
+        }
+    }
+    let n = if negative { -magnitude } else { magnitude };
+    i32::try_from(n).map_err(|_| {
+        format!(
+            "{} does not fit a 32-bit integer ({} to {})",
+            shown(value),
+            i32::MIN,
+            i32::MAX
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    const HEADER: &[u8] = b"transactionId|custId|transactionDate|productSold|unitsSold\n";
+
+    #[derive(Default)]
+    struct Collect {
+        good: Vec<(String, String, i32, i32)>,
+        bad: Vec<BadRow>,
+    }
+
+    impl RowSink for Collect {
+        fn record(&mut self, r: Record<'_>) {
+            let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+            self.good
+                .push((s(r.customer), s(r.product), r.day, r.units));
+        }
+        fn bad_row(&mut self, row: BadRow) {
+            self.bad.push(row);
+        }
+    }
+
+    fn parse_all(text: &[u8]) -> Collect {
+        let path = Path::new("t.csv");
+        let header = read_header(path, text, Delimiter::default()).unwrap();
+        let chunk = Chunk {
+            data: Cow::Borrowed(&text[header.data_start..]),
+            offset: header.data_start as u64,
+            first_line: header.data_line,
+            is_last: true,
+        };
+        let mut sink = Collect::default();
+        let rows = ChunkParser::new(path, &header.layout).parse(&chunk, &mut sink);
+        assert_eq!(rows as usize, sink.good.len() + sink.bad.len());
+        sink
+    }
+
+    fn with_header(rows: &str) -> Vec<u8> {
+        let mut v = HEADER.to_vec();
+        v.extend_from_slice(rows.as_bytes());
+        v
+    }
+
+    #[test]
+    fn header_by_name_any_order_any_case_extra_columns() {
+        let text = b"\xef\xbb\xbf\r\nUNITSSOLD|extra|productsold|CustId|TransactionDate\r\n5|x|P1|c1|2011-01-02\r\n";
+        let c = parse_all(text);
+        assert_eq!(c.good, vec![("c1".into(), "P1".into(), 14_976, 5)]);
+    }
+
+    #[test]
+    fn missing_and_duplicate_columns() {
+        let e = read_header(
+            Path::new("f"),
+            b"custId|productSold|unitsSold\n",
+            Delimiter::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no column `transactionDate`"), "{e}");
+        let e = read_header(
+            Path::new("f"),
+            b"custId|CUSTID|transactionDate|productSold|unitsSold\n",
+            Delimiter::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("appears twice"), "{e}");
+    }
+
+    #[test]
+    fn wrong_delimiter_is_named() {
+        let e = read_header(
+            Path::new("f"),
+            b"transactionId,custId,transactionDate,productSold,unitsSold\n1,2,3,4,5\n",
+            Delimiter::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("try --delimiter ','"), "{e}");
+        assert_eq!(e.exit_code(), 3);
+    }
+
+    #[test]
+    fn empty_file_and_blank_lines_only() {
+        for text in [&b""[..], b"\n\n\r\n", b"\xef\xbb\xbf"] {
+            let e = read_header(Path::new("f"), text, Delimiter::default()).unwrap_err();
+            assert!(e.to_string().contains("empty"), "{e}");
+        }
+    }
+
+    #[test]
+    fn crlf_blank_lines_and_no_final_newline() {
+        let c = parse_all(&with_header(
+            "1|a|2011-01-01|P|1\r\n\r\n\n2|b|2011-01-02|Q|-3",
+        ));
+        assert_eq!(c.good.len(), 2);
+        assert_eq!(c.good[1], ("b".into(), "Q".into(), 14_976, -3));
+        assert!(c.bad.is_empty());
+    }
+
+    #[test]
+    fn quoted_fields_with_delimiter_quote_and_line_breaks() {
+        let c = parse_all(&with_header(
+            "1|\"a|b\"|2011-01-01|\"P\"\"1\"|1\n2|\"multi\r\nline\"|2011-01-01|P|\"7\"\n",
+        ));
+        assert!(c.bad.is_empty(), "{:?}", c.bad);
+        assert_eq!(c.good[0].0, "a|b");
+        assert_eq!(c.good[0].1, "P\"1");
+        assert_eq!(c.good[1].0, "multi\r\nline");
+        assert_eq!(c.good[1].3, 7);
+    }
+
+    #[test]
+    fn bad_rows_have_physical_line_column_and_reason() {
+        let c = parse_all(&with_header(
+            "1|\"x\ny\"|2011-01-01|P|1\n\n2|c|2011-02-30|P|1\n3|c|2011-01-01|P|1.5\n4|c|2011-01-01|P\n",
+        ));
+        let got: Vec<(u64, &str)> = c.bad.iter().map(|b| (b.line, b.column.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![(5, "transactionDate"), (6, "unitsSold"), (7, "record")]
+        );
+        assert!(c.bad[0].reason.contains("`2011-02-30` is not a day"));
+        assert_eq!(c.bad[1].raw, b"3|c|2011-01-01|P|1.5");
+        assert_eq!(c.good.len(), 1);
+    }
+
+    #[test]
+    fn text_fields_rules() {
+        let long = "x".repeat(256);
+        let ok255 = "y".repeat(255);
+        let c = parse_all(&with_header(&format!(
+            "1||2011-01-01|P|1\n2|{long}|2011-01-01|P|1\n3|{ok255}|2011-01-01|P|1\n4|a\0b|2011-01-01|P|1\n5|c|2011-01-01||1\n"
+        )));
+        assert_eq!(c.good.len(), 1);
+        let reasons: Vec<&str> = c.bad.iter().map(|b| b.reason.as_str()).collect();
+        assert!(reasons[0].contains("empty"));
+        assert!(reasons[1].contains("256 bytes"));
+        assert!(reasons[2].contains("NUL"));
+        assert_eq!(c.bad[3].column, "productSold");
+        let mut invalid = with_header("1|a");
+        invalid.extend_from_slice(b"\xff|2011-01-01|P|1\n");
+        assert!(parse_all(&invalid).bad[0].reason.contains("UTF-8"));
+    }
+
+    #[test]
+    fn units_rules() {
+        assert_eq!(check_units(b"0"), Ok(0));
+        assert_eq!(check_units(b"-17"), Ok(-17));
+        assert_eq!(check_units(b"+17"), Ok(17));
+        assert_eq!(check_units(b"2147483647"), Ok(i32::MAX));
+        assert_eq!(check_units(b"-2147483648"), Ok(i32::MIN));
+        for bad in [
+            &b"2147483648"[..],
+            b"-2147483649",
+            b"99999999999999999999999",
+        ] {
+            assert!(check_units(bad).unwrap_err().contains("32-bit"));
+        }
+        for bad in [
+            &b"1.5"[..],
+            b"abc",
+            b"-",
+            b"+",
+            b" 1",
+            b"1 ",
+            b"1e3",
+            b"--1",
+        ] {
+            assert!(
+                check_units(bad).unwrap_err().contains("whole number"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(check_units(b"").unwrap_err(), "is empty");
+    }
+
+    #[test]
+    fn quoting_problems() {
+        let c = parse_all(&with_header("1|a\"b|2011-01-01|P|1\n"));
+        assert!(c.bad[0].fatal && c.bad[0].reason.contains("unquoted field"));
+        let c = parse_all(&with_header("1|\"ab\"c|2011-01-01|P|1\n"));
+        assert!(!c.bad[0].fatal && c.bad[0].reason.contains("after the closing quote"));
+        let c = parse_all(&with_header(
+            "1|a|2011-01-01|P|1\n2|\"never closed|2011-01-01|P|1\n3|b|x|y|z\n",
+        ));
+        assert_eq!(c.good.len(), 1);
+        assert_eq!(c.bad.len(), 1);
+        assert!(c.bad[0].fatal && c.bad[0].reason.contains("never closed"));
+        assert_eq!(c.bad[0].line, 3);
+    }
+
+    #[test]
+    fn a_bom_after_the_start_of_the_file_is_data() {
+        let c = parse_all(&with_header("1|\u{feff}a|2011-01-01|P|1\n"));
+        assert_eq!(c.good[0].0, "\u{feff}a");
+        // A record whose first bytes look like a BOM keeps them: only the file's start is stripped.
+        let text =
+            "\u{feff}custId|transactionDate|productSold|unitsSold\n\u{feff}b|2011-01-01|P|1\n";
+        let c = parse_all(text.as_bytes());
+        assert_eq!(c.good[0].0, "\u{feff}b");
+    }
+
+    #[test]
+    fn overlong_record_is_a_bad_row_and_parsing_goes_on() {
+        let huge = "z".repeat(MAX_RECORD_BYTES + 10);
+        let c = parse_all(&with_header(&format!(
+            "1|{huge}|2011-01-01|P|1\n2|a|2011-01-01|P|1\n"
+        )));
+        assert_eq!(c.bad.len(), 1);
+        assert!(c.bad[0].reason.contains("longer than"));
+        assert_eq!(c.good.len(), 1);
+    }
+
+    #[test]
+    fn delimiter_parsing() {
+        assert_eq!("|".parse::<Delimiter>().unwrap().as_byte(), b'|');
+        assert_eq!("\\t".parse::<Delimiter>().unwrap().as_byte(), b'\t');
+        assert!("ab".parse::<Delimiter>().is_err());
+        assert!("\"".parse::<Delimiter>().is_err());
+        assert!("é".parse::<Delimiter>().is_err());
+    }
+}

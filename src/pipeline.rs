@@ -1,0 +1,309 @@
+//! The pipeline of SPEC §1 put together: source → chunks → parse + partition on rayon workers →
+//! reduce partitions in parallel → a sink.
+//!
+//! Workers are `threads` long-lived tasks on the run's rayon pool that take chunks from a bounded
+//! crossbeam channel; the calling thread feeds it (slices of the map, or owned chunks read from a
+//! stream). Each worker owns its partition buffers, so the hot loop takes no lock. Reduced
+//! partitions are handed to the sink's callback as they finish, from any worker.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::config::Config;
+use crate::error::{BadRow, Error, Result};
+use crate::parse::{ChunkParser, Header, Record, RowSink, read_header};
+use crate::partition::{PartitionStore, PartitionWriter, Partitioner};
+use crate::reduce::{Run, reduce_partition};
+use crate::rejects::{BadRows, write_rejects};
+use crate::sink::csv::CsvSink;
+use crate::source::{Chunk, ChunkSpec, Source, StreamChunks, plan_chunks};
+use crate::spill::SpillDir;
+
+/// What a run did, for the summary (SPEC §7).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Data records read (good and bad).
+    pub rows_read: u64,
+    /// Bad records skipped (written to the rejects file).
+    pub rows_rejected: u64,
+    /// Customer rows produced.
+    pub customers: u64,
+    /// Bytes of the source.
+    pub bytes: u64,
+    /// Partitions the records were spread over.
+    pub partitions: usize,
+    /// Bytes of records written to spill files.
+    pub spilled_bytes: u64,
+    /// Time spent reading, parsing and partitioning.
+    pub read_time: Duration,
+    /// Time spent reducing partitions (and handing runs to the sink).
+    pub reduce_time: Duration,
+    /// Time spent writing the sink's output.
+    pub write_time: Duration,
+}
+
+/// Aggregates the source of `config` into the CSV file `output`.
+pub fn run_to_csv(config: &Config, output: &Path) -> Result<Summary> {
+    let spill = SpillDir::create(&config.spill_dir)?;
+    let budget = if config.force_spill {
+        0
+    } else {
+        (config.memory_limit / 4) as usize
+    };
+    let sink = CsvSink::new(output, &spill, budget);
+    let mut summary = aggregate(config, &spill, |run| sink.accept(run))?;
+    let started = Instant::now();
+    let written = sink.finish()?;
+    debug_assert_eq!(written, summary.customers);
+    summary.write_time = started.elapsed();
+    Ok(summary)
+}
+
+/// Aggregates the source of `config`, handing every reduced partition to `on_run` (called from
+/// several threads at once). Spill files go to `spill`.
+pub fn aggregate(
+    config: &Config,
+    spill: &SpillDir,
+    on_run: impl Fn(Run) -> Result<()> + Sync,
+) -> Result<Summary> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads)
+        .thread_name(|i| format!("custagg-{i}"))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {} threads: {e}", config.threads)))?;
+    let started = Instant::now();
+    let source = Source::open(&config.source)?;
+    let (header, mut feed) = open_feed(&source, config, &pool)?;
+
+    let partitions = partition_count(source.len(), config.memory_limit, config.threads);
+    let partitioner = Partitioner::new(partitions);
+    let store_budget = if config.force_spill {
+        0
+    } else {
+        (config.memory_limit / 2) as usize
+    };
+    let store = PartitionStore::new(partitions, store_budget, spill);
+    let block_size =
+        (config.memory_limit as usize / (8 * config.threads * partitions)).clamp(16 << 10, 1 << 20);
+    let bad_rows = BadRows::new(config.max_bad_rows);
+
+    // Parse and partition.
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::default();
+    let fail = |e: Error| {
+        failed.store(true, Ordering::Relaxed);
+        first_error
+            .lock()
+            .expect("no panics while locked")
+            .get_or_insert(e);
+    };
+    let rows = Mutex::new((0u64, 0u64));
+    let (sender, receiver) = crossbeam_channel::bounded::<Chunk<'_>>(config.threads * 2);
+    pool.in_place_scope(|scope| {
+        for _ in 0..config.threads {
+            let receiver = receiver.clone();
+            let (source, header, store, bad_rows) = (&source, &header, &store, &bad_rows);
+            let (failed, fail, rows, partitioner) = (&failed, &fail, &rows, partitioner.clone());
+            scope.spawn(move |_| {
+                let mut parser = ChunkParser::new(source.path(), &header.layout);
+                let mut worker = Worker {
+                    writer: PartitionWriter::new(store, partitioner, block_size),
+                    bad_rows,
+                    good: 0,
+                    error: None,
+                };
+                let mut read = 0;
+                for chunk in receiver.iter() {
+                    if failed.load(Ordering::Relaxed) || chunk.offset > bad_rows.cutoff() {
+                        continue;
+                    }
+                    read += parser.parse(&chunk, &mut worker);
+                    if let Cow::Borrowed(data) = &chunk.data {
+                        let start = chunk.offset as usize;
+                        source.release(start..start + data.len());
+                    }
+                    if let Some(e) = worker.error.take() {
+                        fail(e);
+                    }
+                }
+                let good = worker.good;
+                if let Err(e) = worker.writer.finish() {
+                    fail(e);
+                }
+                let mut rows = rows.lock().expect("no panics while locked");
+                rows.0 += read;
+                rows.1 += good;
+            });
+        }
+        drop(receiver);
+        loop {
+            match feed.next_chunk() {
+                Ok(Some(chunk)) if !failed.load(Ordering::Relaxed) => {
+                    if sender.send(chunk).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    fail(e);
+                    break;
+                }
+            }
+        }
+        drop(sender);
+    });
+    if let Some(e) = first_error.into_inner().expect("no panics while locked") {
+        return Err(e);
+    }
+    let (rows_read, rows_good) = rows.into_inner().expect("no panics while locked");
+    let (rejected, error) = bad_rows.finish(&config.rejects);
+    if config.max_bad_rows > 0 {
+        write_rejects(&config.rejects, &rejected)?;
+    }
+    if let Some(e) = error {
+        return Err(e);
+    }
+    debug_assert_eq!(rows_read, rows_good + rejected.len() as u64);
+    let spilled_bytes = store.spilled_bytes();
+    let read_time = started.elapsed();
+
+    // Reduce.
+    let started = Instant::now();
+    let customers = Mutex::new(0u64);
+    pool.install(|| {
+        store
+            .into_partitions()
+            .into_par_iter()
+            .try_for_each(|part| {
+                let blocks = part.into_blocks()?;
+                let run = reduce_partition(&blocks)?;
+                drop(blocks);
+                *customers.lock().expect("no panics while locked") += run.rows;
+                on_run(run)
+            })
+    })?;
+
+    Ok(Summary {
+        rows_read,
+        rows_rejected: rejected.len() as u64,
+        customers: customers.into_inner().expect("no panics while locked"),
+        bytes: source.len().unwrap_or(0),
+        partitions,
+        spilled_bytes,
+        read_time,
+        reduce_time: started.elapsed(),
+        write_time: Duration::ZERO,
+    })
+}
+
+/// How many partitions: enough that one partition's reduce fits a share of the memory budget,
+/// at least a few per thread for balance, and not so many that buffers get tiny.
+fn partition_count(source_len: Option<u64>, memory_limit: u64, threads: usize) -> usize {
+    let per_partition = (memory_limit / (4 * threads as u64)).max(1 << 20);
+    // A partition's reduce state is about as big as its share of the source text.
+    let len = source_len.unwrap_or(64 << 30);
+    let wanted = len.div_ceil(per_partition).next_power_of_two() as usize;
+    wanted.clamp(threads * 4, 1024)
+}
+
+/// One worker's side of the parse: good rows into its partition buffers, bad rows to the collector.
+struct Worker<'s, 'd> {
+    writer: PartitionWriter<'s, 'd>,
+    bad_rows: &'s BadRows,
+    good: u64,
+    error: Option<Error>,
+}
+
+impl RowSink for Worker<'_, '_> {
+    fn record(&mut self, record: Record<'_>) {
+        self.good += 1;
+        if self.error.is_none()
+            && let Err(e) = self.writer.push(&record)
+        {
+            self.error = Some(e);
+        }
+    }
+
+    fn bad_row(&mut self, row: BadRow) {
+        self.bad_rows.push(row);
+    }
+
+    fn stop_after(&self) -> u64 {
+        if self.error.is_some() {
+            0
+        } else {
+            self.bad_rows.cutoff()
+        }
+    }
+}
+
+/// Chunks of the data after the header, in file order.
+enum Feed<'s> {
+    Mapped {
+        bytes: &'s [u8],
+        specs: std::vec::IntoIter<ChunkSpec>,
+    },
+    Stream {
+        first: Option<Chunk<'static>>,
+        rest: StreamChunks<'s>,
+    },
+}
+
+impl<'s> Feed<'s> {
+    fn next_chunk(&mut self) -> Result<Option<Chunk<'s>>> {
+        match self {
+            Feed::Mapped { bytes, specs } => Ok(specs.next().map(|spec| Chunk {
+                offset: spec.range.start as u64,
+                first_line: spec.first_line,
+                is_last: spec.range.end == bytes.len(),
+                data: Cow::Borrowed(&bytes[spec.range]),
+            })),
+            Feed::Stream { first, rest } => match first.take() {
+                Some(chunk) => Ok(Some(chunk)),
+                None => rest.next_chunk(),
+            },
+        }
+    }
+}
+
+/// Reads the header and prepares the chunks after it.
+fn open_feed<'s>(
+    source: &'s Source,
+    config: &Config,
+    pool: &rayon::ThreadPool,
+) -> Result<(Header, Feed<'s>)> {
+    if let Some(bytes) = source.bytes() {
+        let header = read_header(source.path(), bytes, config.delimiter)?;
+        let specs = pool.install(|| {
+            plan_chunks(
+                bytes,
+                header.data_start,
+                header.data_line,
+                config.chunk_size,
+            )
+        });
+        return Ok((
+            header,
+            Feed::Mapped {
+                bytes,
+                specs: specs.into_iter(),
+            },
+        ));
+    }
+    let mut rest = source.stream(config.chunk_size).expect("not mapped");
+    let first = rest.next_chunk()?;
+    let first_bytes = first.as_ref().map_or(&[][..], |c| &c.data[..]);
+    let header = read_header(source.path(), first_bytes, config.delimiter)?;
+    let first = first.map(|chunk| Chunk {
+        data: Cow::Owned(chunk.data[header.data_start..].to_vec()),
+        offset: header.data_start as u64,
+        first_line: header.data_line,
+        is_last: chunk.is_last,
+    });
+    Ok((header, Feed::Stream { first, rest }))
+}

@@ -1,0 +1,180 @@
+//! Bad rows: collected from all workers, decided in file order, and written to the rejects file.
+//!
+//! Workers meet bad rows in any order. The outcome must not depend on that, so bad rows are kept
+//! sorted by file offset and the *decisive* one — the first that cannot be skipped, or the one
+//! past `--max-bad-rows` — is always the same row of the file. Once it is known, records after it
+//! need not be parsed: its offset becomes the cut-off that workers check.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{BadRow, Error, Result};
+use crate::sink::csv::write_field;
+
+/// Bad rows found so far, in file order.
+pub struct BadRows {
+    max: u64,
+    rows: Mutex<BTreeMap<u64, BadRow>>,
+    cutoff: AtomicU64,
+}
+
+impl BadRows {
+    /// A collector that lets up to `max` bad rows be skipped.
+    pub fn new(max: u64) -> Self {
+        BadRows {
+            max,
+            rows: Mutex::default(),
+            cutoff: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Records after this file offset cannot change the outcome.
+    pub fn cutoff(&self) -> u64 {
+        self.cutoff.load(Ordering::Relaxed)
+    }
+
+    /// Adds a bad row.
+    pub fn push(&self, row: BadRow) {
+        let mut rows = self.rows.lock().expect("no panics while locked");
+        rows.insert(row.offset, row);
+        if let Some(decisive) = decisive(&rows, self.max) {
+            // Rows after the decisive one are of no interest.
+            rows.split_off(&(decisive + 1));
+            self.cutoff.fetch_min(decisive, Ordering::Relaxed);
+        }
+    }
+
+    /// The skipped rows, in file order, or the error that ends the run.
+    ///
+    /// `rejects` names the rejects file in the error's explanation.
+    pub fn finish(self, rejects: &Path) -> (Vec<BadRow>, Option<Error>) {
+        let mut rows: Vec<BadRow> = self
+            .rows
+            .into_inner()
+            .expect("no panics while locked")
+            .into_values()
+            .collect();
+        let decisive = rows
+            .iter()
+            .enumerate()
+            .position(|(i, r)| r.fatal || i as u64 == self.max);
+        let Some(index) = decisive else {
+            return (rows, None);
+        };
+        let row = Box::new(rows[index].clone());
+        rows.truncate(index);
+        let error = if self.max == 0 {
+            Error::BadRow(row)
+        } else if row.fatal {
+            Error::TooManyBadRows {
+                row,
+                why: "This row cannot be skipped with --max-bad-rows; fix the file.".into(),
+            }
+        } else {
+            Error::TooManyBadRows {
+                row,
+                why: format!(
+                    "That is more than --max-bad-rows {} bad rows; the rows skipped before it are in {}.",
+                    self.max,
+                    rejects.display()
+                ),
+            }
+        };
+        (rows, Some(error))
+    }
+}
+
+/// The offset of the decisive bad row, if the rows seen so far have one.
+fn decisive(rows: &BTreeMap<u64, BadRow>, max: u64) -> Option<u64> {
+    rows.values()
+        .enumerate()
+        .find(|(i, r)| r.fatal || *i as u64 == max)
+        .map(|(_, r)| r.offset)
+}
+
+/// Writes `rows` to `path` as CSV: `line,column,reason,record`, atomically.
+pub fn write_rejects(path: &Path, rows: &[BadRow]) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".custagg-rejects-")
+        .tempfile_in(parent)
+        .map_err(|e| Error::io(parent, "cannot create the rejects file", e))?;
+    let write = || -> std::io::Result<()> {
+        let mut out = BufWriter::new(temp.as_file());
+        out.write_all(b"line,column,reason,record\n")?;
+        for row in rows {
+            out.write_all(itoa::Buffer::new().format(row.line).as_bytes())?;
+            out.write_all(b",")?;
+            write_field(&mut out, row.column.as_bytes())?;
+            out.write_all(b",")?;
+            write_field(&mut out, row.reason.as_bytes())?;
+            out.write_all(b",")?;
+            write_field(&mut out, &row.raw)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    };
+    write().map_err(|e| Error::io(temp.path(), "cannot write the rejects file", e))?;
+    temp.persist(path)
+        .map_err(|e| Error::io(path, "cannot move the rejects file into place", e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(offset: u64, fatal: bool) -> BadRow {
+        BadRow {
+            path: "f".into(),
+            offset,
+            line: offset,
+            column: "c".into(),
+            reason: "r".into(),
+            raw: vec![],
+            fatal,
+        }
+    }
+
+    #[test]
+    fn the_decisive_row_is_the_first_in_file_order_whatever_the_arrival_order() {
+        for order in [[30, 10, 20], [10, 20, 30], [20, 30, 10]] {
+            let rows = BadRows::new(1);
+            for o in order {
+                rows.push(bad(o, false));
+            }
+            assert_eq!(rows.cutoff(), 20);
+            let (skipped, error) = rows.finish(Path::new("r.csv"));
+            assert_eq!(skipped.iter().map(|r| r.offset).collect::<Vec<_>>(), [10]);
+            assert!(error.unwrap().to_string().contains("f:20: c: r"));
+        }
+    }
+
+    #[test]
+    fn fatal_rows_end_the_run_within_the_limit() {
+        let rows = BadRows::new(10);
+        rows.push(bad(50, false));
+        rows.push(bad(40, true));
+        assert_eq!(rows.cutoff(), 40);
+        let (skipped, error) = rows.finish(Path::new("r.csv"));
+        assert!(skipped.is_empty());
+        assert!(error.unwrap().to_string().contains("cannot be skipped"));
+    }
+
+    #[test]
+    fn within_the_limit_nothing_fails() {
+        let rows = BadRows::new(2);
+        rows.push(bad(5, false));
+        rows.push(bad(1, false));
+        assert_eq!(rows.cutoff(), u64::MAX);
+        let (skipped, error) = rows.finish(Path::new("r.csv"));
+        assert_eq!(skipped.len(), 2);
+        assert!(error.is_none());
+    }
+}

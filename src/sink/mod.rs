@@ -1,0 +1,3 @@
+//! Sinks: where the customer rows go. `csv` writes a sorted local file.
+
+pub mod csv;

@@ -1,0 +1,405 @@
+//! The source file, memory-mapped where possible and read in pieces where not, and cut into
+//! chunks that begin and end at record boundaries.
+//!
+//! Record boundaries are found by quote parity: with RFC 4180 quoting, a line feed ends a record
+//! exactly when an even number of quote bytes stands before it. So the file is cut into pieces
+//! of `chunk_size` bytes, the quotes and line feeds of every piece are counted in parallel, and
+//! each cut is then moved forward to the first line feed at even parity. That is right even when
+//! a quoted field holds a line break across a cut, costs one fast counting pass, and needs no
+//! speculation. A quote byte inside an unquoted field breaks the parity; the parser reports such
+//! a row as a bad row that cannot be skipped (see `parse`), because what follows it is ambiguous.
+//!
+//! Memory maps live in this module only. Where mapping is impossible (a pipe, a FIFO), the file
+//! is read sequentially into owned chunks with the same boundary rule.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, UncheckedAdvice};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// An open source file.
+pub struct Source {
+    path: PathBuf,
+    body: Body,
+}
+
+enum Body {
+    /// A regular file, mapped read-only.
+    Mapped(Mmap),
+    /// A regular file of zero bytes (which cannot be mapped).
+    Empty,
+    /// Anything that cannot be mapped: read front to back.
+    Stream(File),
+}
+
+/// A piece of the source that begins at a record boundary and ends at one (or at the end).
+pub struct Chunk<'a> {
+    /// The bytes of the chunk.
+    pub data: Cow<'a, [u8]>,
+    /// Byte offset of `data[0]` in the file.
+    pub offset: u64,
+    /// Physical line number (1-based) of `data[0]`.
+    pub first_line: u64,
+    /// Whether the chunk ends at the end of the file (the only place a record may end without a
+    /// line feed).
+    pub is_last: bool,
+}
+
+/// Where a chunk of a mapped file lies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkSpec {
+    /// Byte range in the file.
+    pub range: Range<usize>,
+    /// Physical line number (1-based) of the range's first byte.
+    pub first_line: u64,
+}
+
+impl Source {
+    /// Opens `path`, mapping it when it is a regular file.
+    pub fn open(path: &Path) -> Result<Source> {
+        let file =
+            File::open(path).map_err(|e| Error::io(path, "cannot open the source file", e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(path, "cannot read the source file's metadata", e))?;
+        if meta.is_dir() {
+            return Err(Error::Input {
+                path: path.into(),
+                message: "is a directory, not a file".into(),
+            });
+        }
+        let body = if meta.is_file() && meta.len() == 0 {
+            Body::Empty
+        } else if meta.is_file() {
+            // SAFETY: the map is read-only and private to this process. Another process that
+            // truncates or rewrites the file while we run breaks the assumption that mapped bytes
+            // do not change; like ripgrep, we accept that risk for regular files, and a file
+            // changing under a batch run is an error of its own anyway.
+            match unsafe { Mmap::map(&file) } {
+                Ok(map) => Body::Mapped(map),
+                Err(_) => Body::Stream(file),
+            }
+        } else {
+            Body::Stream(file)
+        };
+        Ok(Source {
+            path: path.into(),
+            body,
+        })
+    }
+
+    /// The path the source was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The size in bytes, when the source is a regular file.
+    pub fn len(&self) -> Option<u64> {
+        match &self.body {
+            Body::Mapped(map) => Some(map.len() as u64),
+            Body::Empty => Some(0),
+            Body::Stream(_) => None,
+        }
+    }
+
+    /// Whether the source is known to hold no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// All bytes of the file, when it is mapped (or empty).
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Mapped(map) => Some(map),
+            Body::Empty => Some(&[]),
+            Body::Stream(_) => None,
+        }
+    }
+
+    /// A sequential reader of chunks, for a source that is not mapped.
+    pub fn stream(&self, chunk_size: usize) -> Option<StreamChunks<'_>> {
+        match &self.body {
+            Body::Stream(file) => Some(StreamChunks {
+                source: self,
+                file,
+                buf: Vec::new(),
+                offset: 0,
+                line: 1,
+                chunk_size: chunk_size.max(1),
+                eof: false,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Tells the kernel that the bytes of `range` are done with, so their pages stop counting
+    /// towards this process's memory. Pages are read again from the page cache if touched later.
+    pub fn release(&self, range: Range<usize>) {
+        if let Body::Mapped(map) = &self.body {
+            let page = 4096;
+            let start = range.start.next_multiple_of(page);
+            let end = range.end / page * page;
+            if start < end {
+                // SAFETY: the map is read-only and backed by a file, so MADV_DONTNEED drops only
+                // the process's references to page-cache pages: a later read faults them in again
+                // with the same contents. No Rust reference observes a change.
+                let _ = unsafe {
+                    map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start)
+                };
+            }
+        }
+    }
+}
+
+/// Cuts `data[start..]` into chunks of about `chunk_size` bytes at record boundaries.
+///
+/// `start` must itself be a record boundary outside quotes (the end of the header), and
+/// `start_line` its physical line number.
+pub fn plan_chunks(
+    data: &[u8],
+    start: usize,
+    start_line: u64,
+    chunk_size: usize,
+) -> Vec<ChunkSpec> {
+    let chunk_size = chunk_size.max(1);
+    let body = &data[start.min(data.len())..];
+    let counts: Vec<(u64, u64)> = body
+        .par_chunks(chunk_size)
+        .map(count_quotes_and_newlines)
+        .collect();
+
+    let mut specs = Vec::with_capacity(counts.len());
+    let (mut begin, mut line) = (start, start_line);
+    let (mut quotes_before, mut newlines_before) = (0u64, 0u64);
+    for i in 1..counts.len() {
+        let (quotes, newlines) = counts[i - 1];
+        quotes_before += quotes;
+        newlines_before += newlines;
+        let nominal = start + i * chunk_size;
+        if nominal < begin {
+            continue; // a long quoted field carried the previous cut past this piece
+        }
+        let Some(end) = find_boundary(data, nominal, quotes_before % 2 == 1) else {
+            break;
+        };
+        specs.push(ChunkSpec {
+            range: begin..end,
+            first_line: line,
+        });
+        line = start_line + newlines_before + count_newlines(&data[nominal..end]);
+        begin = end;
+    }
+    if begin < data.len() {
+        specs.push(ChunkSpec {
+            range: begin..data.len(),
+            first_line: line,
+        });
+    }
+    specs
+}
+
+/// The position just after the first line feed at or after `from` that stands outside quotes,
+/// given whether `from` itself is inside a quoted field.
+pub fn find_boundary(data: &[u8], from: usize, in_quotes: bool) -> Option<usize> {
+    let mut pos = from;
+    let mut in_quotes = in_quotes;
+    loop {
+        if in_quotes {
+            pos += memchr::memchr(b'"', &data[pos..])? + 1;
+            in_quotes = false;
+        } else {
+            let i = memchr::memchr2(b'"', b'\n', &data[pos..])?;
+            let byte = data[pos + i];
+            pos += i + 1;
+            if byte == b'\n' {
+                return Some(pos);
+            }
+            in_quotes = true;
+        }
+    }
+}
+
+/// Counts quote bytes and line feeds in one pass.
+pub fn count_quotes_and_newlines(bytes: &[u8]) -> (u64, u64) {
+    let (mut quotes, mut newlines) = (0u64, 0u64);
+    // Small blocks with narrow counters let the compiler vectorise the loop.
+    for block in bytes.chunks(255) {
+        let (mut q, mut n) = (0u8, 0u8);
+        for &b in block {
+            q += u8::from(b == b'"');
+            n += u8::from(b == b'\n');
+        }
+        quotes += u64::from(q);
+        newlines += u64::from(n);
+    }
+    (quotes, newlines)
+}
+
+/// Counts line feeds.
+pub fn count_newlines(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
+}
+
+/// Chunks of a source that cannot be mapped, read front to back.
+pub struct StreamChunks<'s> {
+    source: &'s Source,
+    file: &'s File,
+    /// Bytes read but not yet handed out; they start at a record boundary outside quotes.
+    buf: Vec<u8>,
+    offset: u64,
+    line: u64,
+    chunk_size: usize,
+    eof: bool,
+}
+
+impl StreamChunks<'_> {
+    /// The next chunk, or `None` at the end of the file.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk<'static>>> {
+        let mut want = self.chunk_size;
+        loop {
+            while !self.eof && self.buf.len() < want {
+                let old = self.buf.len();
+                self.buf.resize(want, 0);
+                let n = (&mut &*self.file)
+                    .read(&mut self.buf[old..])
+                    .map_err(|e| Error::io(self.source.path(), "cannot read the source file", e))?;
+                self.buf.truncate(old + n);
+                self.eof = n == 0;
+            }
+            if self.buf.is_empty() {
+                return Ok(None);
+            }
+            let cut = if self.eof {
+                Some(self.buf.len())
+            } else {
+                last_boundary(&self.buf)
+            };
+            match cut {
+                Some(cut) => {
+                    let rest = self.buf.split_off(cut);
+                    let data = std::mem::replace(&mut self.buf, rest);
+                    let chunk = Chunk {
+                        offset: self.offset,
+                        first_line: self.line,
+                        is_last: self.eof && self.buf.is_empty(),
+                        data: Cow::Owned(data),
+                    };
+                    self.offset += chunk.data.len() as u64;
+                    self.line += count_newlines(&chunk.data);
+                    return Ok(Some(chunk));
+                }
+                // One record longer than the buffer: read more before cutting.
+                None => want = self.buf.len() * 2,
+            }
+        }
+    }
+}
+
+/// The position after the last line feed outside quotes in `buf`, which starts outside quotes.
+fn last_boundary(buf: &[u8]) -> Option<usize> {
+    let (total_quotes, _) = count_quotes_and_newlines(buf);
+    let mut quotes_after = 0u64;
+    let mut end = buf.len();
+    while let Some(i) = memchr::memrchr2(b'"', b'\n', &buf[..end]) {
+        if buf[i] == b'"' {
+            quotes_after += 1;
+        } else if (total_quotes - quotes_after).is_multiple_of(2) {
+            return Some(i + 1);
+        }
+        end = i;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Splits `data` with `plan_chunks` and checks that every cut is at a true record boundary.
+    fn cuts(data: &[u8], chunk_size: usize) -> Vec<ChunkSpec> {
+        let specs = plan_chunks(data, 0, 1, chunk_size);
+        let mut expect = 0;
+        for spec in &specs {
+            assert_eq!(spec.range.start, expect, "chunks are contiguous");
+            assert!(!spec.range.is_empty());
+            expect = spec.range.end;
+            let quotes_before = data[..spec.range.start]
+                .iter()
+                .filter(|&&b| b == b'"')
+                .count();
+            assert_eq!(
+                quotes_before % 2,
+                0,
+                "cut at {} is inside quotes",
+                spec.range.start
+            );
+            assert!(spec.range.start == 0 || data[spec.range.start - 1] == b'\n');
+            let line = 1 + data[..spec.range.start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            assert_eq!(spec.first_line, line);
+        }
+        assert_eq!(expect, data.len(), "chunks cover the input");
+        specs
+    }
+
+    #[test]
+    fn cuts_only_at_line_feeds_outside_quotes() {
+        let data = b"a|b\n\"x\ny\"|z\n\"p\"\"\nq\"|r\nlast|row";
+        for size in 1..data.len() + 2 {
+            cuts(data, size);
+        }
+    }
+
+    #[test]
+    fn quoted_line_break_straddling_every_cut_position() {
+        let mut data = Vec::new();
+        for i in 0..50 {
+            data.extend_from_slice(
+                format!("c{i}|\"multi\nline\r\n\"\"field\"\"\n\"|{i}\n").as_bytes(),
+            );
+        }
+        for size in [1, 2, 3, 5, 7, 11, 13, 64, 100, 1000] {
+            let specs = cuts(&data, size);
+            assert!(size > 100 || specs.len() > 1);
+        }
+    }
+
+    #[test]
+    fn no_final_newline_and_crlf() {
+        let data = b"a|1\r\nb|2\r\nc|3";
+        let specs = cuts(data, 4);
+        assert_eq!(specs.last().unwrap().range.end, data.len());
+    }
+
+    #[test]
+    fn one_huge_quoted_field_makes_one_chunk() {
+        let mut data = b"\"".to_vec();
+        data.extend(std::iter::repeat_n(b'\n', 1000));
+        data.extend_from_slice(b"\"|x\ny|z\n");
+        let specs = cuts(&data, 10);
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[1].first_line, 1002);
+    }
+
+    #[test]
+    fn last_boundary_respects_quotes() {
+        assert_eq!(last_boundary(b"a\nb\"\n\"c"), Some(2));
+        assert_eq!(last_boundary(b"a\nb\n"), Some(4));
+        assert_eq!(last_boundary(b"\"a\nb"), None);
+        assert_eq!(last_boundary(b"abc"), None);
+    }
+
+    #[test]
+    fn counts() {
+        let data: Vec<u8> = (0..10_000).map(|i| [b'"', b'\n', b'x'][i % 3]).collect();
+        assert_eq!(count_quotes_and_newlines(&data), (3334, 3333));
+    }
+}

@@ -1,0 +1,139 @@
+//! Spill files: the run's own directory, and byte streams that live in memory while they fit the
+//! budget and in a file beyond it.
+//!
+//! The directory is `custagg-<pid>-XXXXXX` under `--spill-dir`, removed when the run ends, on
+//! success and on error alike. A [`Spill`] holds whole encoded records (or rows); a file holds the
+//! concatenation of the blocks written to it, so reading it back yields whole records again.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The per-run spill directory; deleted with everything in it when dropped.
+pub struct SpillDir {
+    dir: tempfile::TempDir,
+}
+
+impl SpillDir {
+    /// Creates a fresh directory under `parent`.
+    pub fn create(parent: &Path) -> Result<SpillDir> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("custagg-{}-", std::process::id()))
+            .tempdir_in(parent)
+            .map_err(|e| {
+                Error::io(
+                    parent,
+                    "cannot create the spill directory (set --spill-dir to a writable directory)",
+                    e,
+                )
+            })?;
+        Ok(SpillDir { dir })
+    }
+
+    /// Where the directory is.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Blocks of bytes, some kept in memory and the rest appended to one spill file.
+#[derive(Default)]
+pub struct Spill {
+    blocks: Vec<Vec<u8>>,
+    memory_bytes: usize,
+    file: Option<(PathBuf, File)>,
+    file_bytes: u64,
+}
+
+impl Spill {
+    /// Keeps `block` in memory.
+    pub fn keep(&mut self, block: Vec<u8>) {
+        self.memory_bytes += block.len();
+        self.blocks.push(block);
+    }
+
+    /// Bytes held in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+
+    /// Bytes written to the spill file.
+    pub fn file_bytes(&self) -> u64 {
+        self.file_bytes
+    }
+
+    /// Appends `block` to the spill file `dir/name`, creating it on first use.
+    pub fn write(&mut self, dir: &SpillDir, name: &str, block: &[u8]) -> Result<()> {
+        if self.file.is_none() {
+            let path = dir.path().join(name);
+            let file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, "cannot create a spill file", e))?;
+            self.file = Some((path, file));
+        }
+        let (path, file) = self.file.as_mut().expect("created above");
+        file.write_all(block).map_err(|e| {
+            Error::io(
+                &*path,
+                "cannot write to the spill file (is the disk under --spill-dir full?)",
+                e,
+            )
+        })?;
+        self.file_bytes += block.len() as u64;
+        Ok(())
+    }
+
+    /// Moves every block held in memory to the spill file; returns the bytes freed.
+    pub fn spill_memory(&mut self, dir: &SpillDir, name: &str) -> Result<usize> {
+        for block in std::mem::take(&mut self.blocks) {
+            self.write(dir, name, &block)?;
+        }
+        Ok(std::mem::take(&mut self.memory_bytes))
+    }
+
+    /// All bytes: the memory blocks and, last, the spill file read back in one block (the file is
+    /// deleted once read).
+    pub fn into_blocks(self) -> Result<Vec<Vec<u8>>> {
+        let mut blocks = self.blocks;
+        if let Some((path, file)) = self.file {
+            drop(file);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| Error::io(&path, "cannot read back a spill file", e))?;
+            let _ = std::fs::remove_file(&path);
+            blocks.push(bytes);
+        }
+        Ok(blocks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_come_back_memory_first_then_file() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = SpillDir::create(parent.path()).unwrap();
+        let mut spill = Spill::default();
+        spill.keep(b"ab".to_vec());
+        spill.write(&dir, "p0", b"cd").unwrap();
+        spill.keep(b"ef".to_vec());
+        assert_eq!(spill.spill_memory(&dir, "p0").unwrap(), 4);
+        spill.keep(b"gh".to_vec());
+        assert_eq!(spill.file_bytes(), 6);
+        let blocks = spill.into_blocks().unwrap();
+        assert_eq!(blocks, vec![b"gh".to_vec(), b"cdabef".to_vec()]);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "file removed"
+        );
+        let path = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!path.exists());
+    }
+}
