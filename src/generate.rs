@@ -107,13 +107,13 @@ fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<
     let mut line = Vec::with_capacity(128);
     let mut visit = 0u64;
     while rows < config.rows {
-        // Every customer once, in scattered order; then a skewed pick (u^3 favours low indices).
+        // Every customer once, in scattered order; then a skewed pick: u^2 for u uniform in
+        // [0, 1) favours low indices (the top 1% of customers get a tenth of the visits).
         let index = if visit < customers {
             visit
         } else {
-            let u = draw.below(1 << 20);
-            let cube = (u * u * u) >> 40; // in [0, 2^20)
-            ((u128::from(cube) * u128::from(customers)) >> 20) as u64
+            let u = u128::from(draw.below(1 << 20));
+            ((u * u * u128::from(customers)) >> 40) as u64
         };
         let customer = (u128::from(index.min(customers - 1)) * u128::from(stride)
             % u128::from(customers)) as u64

@@ -1,0 +1,412 @@
+//! The real binary: known answers on the sample, identical output whatever the threads and
+//! memory, bad input and its exit codes, the generator, and the stream fallback.
+
+use crate::util::{Dir, custagg, run, sample};
+
+const HEADER: &str = "transactionId|custId|transactionDate|productSold|unitsSold\n";
+
+fn with_header(rows: &str) -> String {
+    format!("{HEADER}{rows}")
+}
+
+fn answer<'a>(csv: &'a str, customer: &str) -> Option<&'a str> {
+    csv.lines()
+        .find(|l| l.split(',').next() == Some(customer))
+        .map(|l| &l[customer.len() + 1..])
+}
+
+#[test]
+fn sample_gives_the_known_answers_of_the_spec() {
+    let Some(sample) = sample() else { return };
+    let dir = Dir::new();
+    let out = dir.path("out.csv");
+    let r = run(&[
+        "--source".as_ref(),
+        sample.as_os_str(),
+        "--output".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let csv = dir.read("out.csv");
+    assert!(csv.starts_with("customer_id,favourite_product,longest_streak\n"));
+    assert_eq!(csv.lines().count(), 1 + 885);
+    for (customer, expected) in [
+        ("0023938", "PURA250,2"),
+        ("0024003", "SUPA101,3"),
+        ("0023824", "PURA250,3"),
+        ("0024212", "PURA100,2"),
+        ("0023510", "PURA100,1"),
+    ] {
+        assert_eq!(
+            answer(&csv, customer),
+            Some(expected),
+            "customer {customer}"
+        );
+    }
+    assert!(
+        r.stderr
+            .contains("13365 rows read, 0 rejected, 885 customers"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn generate(dir: &Dir, name: &str, rows: u64, customers: u64, seed: u64) -> std::path::PathBuf {
+    let out = dir.path(name);
+    let r = run(&[
+        "generate",
+        "--rows",
+        &rows.to_string(),
+        "--customers",
+        &customers.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    out
+}
+
+#[test]
+fn output_is_identical_for_any_threads_memory_limit_and_spilling() {
+    let dir = Dir::new();
+    let source = generate(&dir, "gen.csv", 30_000, 3_000, 7);
+    let spill = dir.path("spill");
+    std::fs::create_dir(&spill).unwrap();
+    let mut outputs = Vec::new();
+    for (i, extra) in [
+        &[][..],
+        &["--threads", "1", "--memory-limit", "16MiB", "--force-spill"],
+        &["--threads", "3", "--chunk-size", "1000"],
+        &["--threads", "2", "--chunk-size", "777", "--force-spill"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = dir.path(&format!("out{i}.csv"));
+        let mut args = vec![
+            "--source",
+            source.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--spill-dir",
+            spill.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let r = run(&args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        if extra.contains(&"--force-spill") {
+            assert!(!r.stderr.contains(", 0 B spilled"), "{}", r.stderr);
+        }
+        outputs.push(std::fs::read(&out).unwrap());
+        let left: Vec<_> = std::fs::read_dir(&spill).unwrap().collect();
+        assert!(left.is_empty(), "the spill directory is removed: {left:?}");
+    }
+    assert_eq!(outputs[0].iter().filter(|&&b| b == b'\n').count(), 3_001);
+    for (i, out) in outputs.iter().enumerate() {
+        assert!(out == &outputs[0], "output {i} differs");
+    }
+}
+
+#[test]
+fn generate_is_deterministic_and_looks_like_the_sample() {
+    let dir = Dir::new();
+    let a = std::fs::read(generate(&dir, "a.csv", 5_000, 400, 3)).unwrap();
+    let b = std::fs::read(generate(&dir, "b.csv", 5_000, 400, 3)).unwrap();
+    let c = std::fs::read(generate(&dir, "c.csv", 5_000, 400, 4)).unwrap();
+    assert!(a == b, "same seed, same bytes");
+    assert!(a != c, "another seed, other bytes");
+    let text = String::from_utf8(a).unwrap();
+    assert!(text.starts_with(HEADER));
+    assert_eq!(text.lines().count(), 5_001);
+    let second = text.lines().nth(1).unwrap();
+    let fields: Vec<&str> = second.split('|').collect();
+    assert_eq!(fields.len(), 5);
+    assert_eq!(fields[1].len(), 7, "7-digit customer ids: {second}");
+    assert!(fields[0].ends_with(fields[1]));
+    // Every customer appears, and some rows are repeated purchases.
+    let out = dir.path("out.csv");
+    let r = run(&[
+        "--source",
+        dir.path("a.csv").to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(dir.read("out.csv").lines().count(), 401);
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    lines.dedup();
+    assert!(lines.len() < 5_001, "duplicates are generated");
+}
+
+#[test]
+fn first_bad_row_stops_the_run_with_file_line_column_and_exit_3() {
+    let dir = Dir::new();
+    let source = dir.write(
+        "bad.csv",
+        with_header("1|a|2011-01-01|P|1\n2|\"b\nc\"|2011-01-01|P|1\n\n3|d|2011-01-02|P|12x\n4|e|2011-02-30|P|1\n"),
+    );
+    let out = dir.write("out.csv", "previous contents\n");
+    for threads in ["1", "2"] {
+        let r = run(&[
+            "--source",
+            source.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--threads",
+            threads,
+            "--chunk-size",
+            "8",
+        ]);
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        let expected = format!(
+            "{}:6: unitsSold: `12x` is not a whole number\n",
+            source.display()
+        );
+        assert_eq!(r.stderr, expected);
+        assert_eq!(
+            dir.read("out.csv"),
+            "previous contents\n",
+            "the output is untouched"
+        );
+    }
+}
+
+#[test]
+fn max_bad_rows_skips_into_the_rejects_file() {
+    let dir = Dir::new();
+    let source = dir.write(
+        "bad.csv",
+        with_header(
+            "1|a|2011-01-01|P|1\n2|b|2011/01/01|P|1\n3|a|2011-01-02|P|1\n4|c|2011-01-02|P\n5|c|2011-01-02|Q|7",
+        ),
+    );
+    let out = dir.path("out.csv");
+    let rejects = dir.path("rejects.csv");
+    let args = |max: &str| {
+        run(&[
+            "--source",
+            source.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--max-bad-rows",
+            max,
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ])
+    };
+    let r = args("2");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("5 rows read, 2 rejected, 2 customers"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        dir.read("out.csv"),
+        "customer_id,favourite_product,longest_streak\na,P,2\nc,Q,1\n"
+    );
+    let rejected = dir.read("rejects.csv");
+    let lines: Vec<&str> = rejected.lines().collect();
+    assert_eq!(lines[0], "line,column,reason,record");
+    assert!(
+        lines[1].starts_with("3,transactionDate,`2011/01/01` is not a date"),
+        "{rejected}"
+    );
+    assert!(
+        lines[2] == "5,record,\"has 4 fields, the header has 5\",4|c|2011-01-02|P",
+        "{rejected}"
+    );
+    assert_eq!(lines.len(), 3);
+
+    std::fs::remove_file(&out).unwrap();
+    let r = args("1");
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains(":5: record: has 4 fields"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("more than --max-bad-rows 1"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists(), "no output on failure");
+}
+
+#[test]
+fn default_rejects_file_is_named_after_the_output() {
+    let dir = Dir::new();
+    let source = dir.write(
+        "in.csv",
+        with_header("1|a|2011-01-01|P|x\n2|a|2011-01-01|P|1\n"),
+    );
+    let r = run(&[
+        "--source",
+        source.to_str().unwrap(),
+        "--output",
+        dir.path("out.csv").to_str().unwrap(),
+        "--max-bad-rows",
+        "5",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(dir.read("out.rejects.csv").contains("\n2,unitsSold,"));
+}
+
+fn fails_with(contents: &[u8], extra: &[&str], code: i32, needle: &str) {
+    let dir = Dir::new();
+    let source = dir.write("in.csv", contents);
+    let mut args = vec![
+        "--source",
+        source.to_str().unwrap(),
+        "--output",
+        dir.path("out.csv").to_str().unwrap().to_owned().leak(),
+    ];
+    args.extend_from_slice(extra);
+    let r = run(&args);
+    assert_eq!(r.code, code, "{}", r.stderr);
+    assert!(r.stderr.contains(needle), "{:?} lacks {needle:?}", r.stderr);
+    assert!(!r.stderr.contains("panicked"));
+    assert!(!dir.path("out.csv").exists());
+}
+
+#[test]
+fn whole_file_problems_are_named() {
+    fails_with(b"", &[], 3, "the file is empty");
+    fails_with(b"\n\r\n", &[], 3, "the file is empty");
+    fails_with(
+        b"custId|transactionDate|productSold\nA|2011-01-01|P\n",
+        &[],
+        3,
+        "no column `unitsSold`",
+    );
+    fails_with(
+        b"transactionId,custId,transactionDate,productSold,unitsSold\n1,a,2011-01-01,P,1\n",
+        &[],
+        3,
+        "try --delimiter ','",
+    );
+    fails_with(
+        with_header("1|a\"b|2011-01-01|P|1\n").as_bytes(),
+        &["--max-bad-rows", "10"],
+        3,
+        "cannot be skipped",
+    );
+    fails_with(
+        with_header("1|a|2011-01-01|P|1\n2|\"open|2011-01-01|P|1\n").as_bytes(),
+        &[],
+        3,
+        ":3: record: a quoted field is never closed",
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = Dir::new();
+    let source = dir.write("in.csv", with_header(""));
+    let s = source.to_str().unwrap();
+    let o = dir.path("o.csv");
+    let o = o.to_str().unwrap();
+    for args in [
+        &["--output", o][..],
+        &["--source", s][..],
+        &["--source", s, "--output", o, "--delimiter", "ab"],
+        &["--source", s, "--output", o, "--memory-limit", "lots"],
+        &["--source", s, "--output", o, "--threads", "0"],
+        &["generate", "--rows", "1"],
+    ] {
+        let r = run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+    }
+    let r = run(&["--source", "/nonexistent/x.csv", "--output", o]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("/nonexistent/x.csv: cannot open the source file"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_header_without_rows_gives_zero_customers() {
+    let dir = Dir::new();
+    let source = dir.write("in.csv", "custId|transactionDate|productSold|unitsSold");
+    let out = dir.path("out.csv");
+    let r = run(&[
+        "--source",
+        source.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        dir.read("out.csv"),
+        "customer_id,favourite_product,longest_streak\n"
+    );
+}
+
+#[test]
+fn help_teaches_with_an_example() {
+    let r = run(&["--help"]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains(
+            "custagg --source data/transaction.csv --database warehouse --table customers"
+        )
+    );
+    assert!(r.stdout.contains("--memory-limit"));
+    assert!(
+        !r.stdout.contains("--force-spill"),
+        "test-only flags stay hidden"
+    );
+    let r = run(&["generate", "--help"]);
+    assert!(r.stdout.contains("--customers"));
+}
+
+#[test]
+fn a_fifo_is_read_as_a_stream_with_the_same_result() {
+    let dir = Dir::new();
+    let source = generate(&dir, "gen.csv", 20_000, 1_000, 11);
+    let fifo = dir.path("fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (file_out, fifo_out) = (dir.path("file.csv"), dir.path("fifo.csv"));
+    let r = run(&[
+        "--source",
+        source.to_str().unwrap(),
+        "--output",
+        file_out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let writer = {
+        let (source, fifo) = (source.clone(), fifo.clone());
+        std::thread::spawn(move || {
+            let bytes = std::fs::read(source).unwrap();
+            std::fs::write(fifo, bytes).unwrap();
+        })
+    };
+    let child = custagg()
+        .args([
+            "--source",
+            fifo.to_str().unwrap(),
+            "--output",
+            fifo_out.to_str().unwrap(),
+        ])
+        .args(["--chunk-size", "4096", "--threads", "2"])
+        .output()
+        .unwrap();
+    writer.join().unwrap();
+    assert!(
+        child.status.success(),
+        "{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(std::fs::read(&file_out).unwrap() == std::fs::read(&fifo_out).unwrap());
+}

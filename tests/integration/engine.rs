@@ -1,0 +1,195 @@
+//! The engine against the reference on random inputs: random text with delimiters, quotes, line
+//! breaks and BOMs inside fields; ties, duplicates, zero, negative and extreme units; dates across
+//! month, year and leap-day borders; random column order, quoting, line ends, blank lines and
+//! chunk sizes (so quoted line breaks straddle chunk borders); one and several threads, in memory
+//! and with every partition forced to spill.
+
+use proptest::prelude::*;
+
+use custagg::Config;
+use custagg::parse::Delimiter;
+
+use crate::reference::{Date, Tx, days_from, expected_csv};
+use crate::util::Dir;
+
+fn dates() -> Vec<Date> {
+    let mut all = days_from((2011, 12, 20), 20); // a year border
+    all.extend(days_from((2012, 2, 22), 12)); // a leap day
+    all.extend(days_from((2011, 2, 24), 8)); // no leap day
+    all.extend(days_from((2011, 8, 10), 7));
+    all
+}
+
+/// Text of one to five characters, any of which may need quoting.
+fn text() -> impl Strategy<Value = String> {
+    "[ab0-9|,;\t\"\r\n é\u{feff}]{1,5}"
+}
+
+fn units() -> impl Strategy<Value = i32> {
+    prop_oneof![
+        8 => -3..=3i32,
+        1 => Just(i32::MAX),
+        1 => Just(i32::MIN),
+        1 => any::<i32>(),
+    ]
+}
+
+/// How a test file is written.
+#[derive(Clone, Debug)]
+struct Shape {
+    /// Positions of transactionId, custId, transactionDate, productSold, unitsSold, extra.
+    order: Vec<usize>,
+    delimiter: u8,
+    quote_all: bool,
+    crlf: bool,
+    bom: bool,
+    blank_lines: bool,
+    final_newline: bool,
+    upper_case_header: bool,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (
+        Just((0..6).collect::<Vec<usize>>()).prop_shuffle(),
+        prop_oneof![Just(b'|'), Just(b','), Just(b'\t')],
+        any::<[bool; 6]>(),
+    )
+        .prop_map(|(order, delimiter, flags)| Shape {
+            order,
+            delimiter,
+            quote_all: flags[0],
+            crlf: flags[1],
+            bom: flags[2],
+            blank_lines: flags[3],
+            final_newline: flags[4],
+            upper_case_header: flags[5],
+        })
+}
+
+fn field(value: &str, shape: &Shape) -> String {
+    let needs = value
+        .bytes()
+        .any(|b| b == shape.delimiter || matches!(b, b'"' | b'\r' | b'\n'));
+    if needs || shape.quote_all {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+fn write_file(rows: &[Tx], extras: &[String], shape: &Shape) -> Vec<u8> {
+    let names = [
+        "transactionId",
+        "custId",
+        "transactionDate",
+        "productSold",
+        "unitsSold",
+        "note",
+    ];
+    let line_end = if shape.crlf { "\r\n" } else { "\n" };
+    let delimiter = (shape.delimiter as char).to_string();
+    let record = |values: [String; 6]| {
+        shape
+            .order
+            .iter()
+            .map(|&i| field(&values[i], shape))
+            .collect::<Vec<_>>()
+            .join(&delimiter)
+    };
+    let mut lines = vec![record(names.map(|n| {
+        if shape.upper_case_header {
+            n.to_uppercase()
+        } else {
+            n.to_string()
+        }
+    }))];
+    for (i, tx) in rows.iter().enumerate() {
+        let (y, m, d) = tx.date;
+        lines.push(record([
+            format!("t{i}"),
+            tx.customer.clone(),
+            format!("{y:04}-{m:02}-{d:02}"),
+            tx.product.clone(),
+            tx.units.to_string(),
+            extras[i % extras.len()].clone(),
+        ]));
+        if shape.blank_lines && i % 3 == 0 {
+            lines.push(String::new());
+        }
+    }
+    let mut text = if shape.bom {
+        "\u{feff}".to_string()
+    } else {
+        String::new()
+    };
+    text += &lines.join(line_end);
+    if shape.final_newline {
+        text += line_end;
+    }
+    text.into_bytes()
+}
+
+fn transactions() -> impl Strategy<Value = Vec<Tx>> {
+    let all_dates = dates();
+    (
+        prop::collection::vec(text(), 1..6),
+        prop::collection::vec(text(), 1..4),
+    )
+        .prop_flat_map(move |(customers, products)| {
+            let row = (
+                prop::sample::select(customers.clone()),
+                prop::sample::select(products.clone()),
+                prop::sample::select(all_dates.clone()),
+                units(),
+            )
+                .prop_map(|(customer, product, date, units)| Tx {
+                    customer,
+                    product,
+                    date,
+                    units,
+                });
+            (
+                prop::collection::vec(row, 0..40),
+                any::<prop::sample::Index>(),
+            )
+        })
+        .prop_map(|(mut rows, dup)| {
+            // Repeat a few rows: a repeated row is a repeated purchase.
+            if !rows.is_empty() {
+                let i = dup.index(rows.len());
+                let again = rows[i].clone();
+                rows.push(again.clone());
+                rows.insert(0, again);
+            }
+            rows
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn engine_matches_reference(
+        rows in transactions(),
+        extras in prop::collection::vec("[x|\"\n,]{0,3}", 1..3),
+        shape in shape(),
+        chunk_size in 1usize..80,
+    ) {
+        let dir = Dir::new();
+        let source = dir.write("in.csv", write_file(&rows, &extras, &shape));
+        let expected = expected_csv(&rows);
+        for (threads, force_spill) in [(1, false), (3, true), (2, false)] {
+            let output = dir.path(&format!("out-{threads}-{force_spill}.csv"));
+            let mut config = Config::new(&source);
+            config.delimiter = (shape.delimiter as char).to_string().parse::<Delimiter>().unwrap();
+            config.threads = threads;
+            config.force_spill = force_spill;
+            config.chunk_size = chunk_size;
+            config.spill_dir = dir.root().to_path_buf();
+            let summary = custagg::run_to_csv(&config, &output).unwrap();
+            prop_assert_eq!(summary.rows_read, rows.len() as u64);
+            let got = std::fs::read_to_string(&output).unwrap();
+            prop_assert_eq!(&got, &expected, "threads {} force_spill {}", threads, force_spill);
+        }
+    }
+}

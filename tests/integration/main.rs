@@ -1,0 +1,7 @@
+//! Integration tests: one test binary, the real `custagg` binary, and a reference implementation
+//! that checks the engine on random inputs.
+
+mod cli;
+mod engine;
+mod reference;
+mod util;
