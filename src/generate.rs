@@ -9,11 +9,12 @@
 //! the same bytes on every machine: the generator is PCG-64 with integer-only draws.
 
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rand_pcg::Pcg64Mcg;
 use rand_pcg::rand_core::Rng;
 
+use crate::atomic::AtomicFile;
 use crate::date::{days_from_civil, format_date};
 use crate::error::{Error, Result};
 
@@ -45,19 +46,9 @@ pub fn generate(config: &GenerateConfig) -> Result<u64> {
     if config.customers == 0 {
         return Err(Error::Usage("--customers must be at least 1".into()));
     }
-    let out = &config.out;
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".custagg-generate-")
-        .tempfile_in(parent)
-        .map_err(|e| Error::io(parent, "cannot create the output file", e))?;
-    let bytes = write_rows(config, temp.as_file())
-        .map_err(|e| Error::io(temp.path(), "cannot write the generated file", e))?;
-    temp.persist(out)
-        .map_err(|e| Error::io(out, "cannot move the generated file into place", e.error))?;
+    let mut file = AtomicFile::create(&config.out, "cannot write the generated file")?;
+    let bytes = file.write_with(|f| write_rows(config, f))?;
+    file.commit()?;
     Ok(bytes)
 }
 

@@ -6,6 +6,7 @@
 //! into memory or [`spill`] files; [`reduce`] turns a partition into sorted customer rows; a
 //! [`sink`] writes them. [`pipeline`] runs the stages on a rayon pool.
 
+pub mod atomic;
 pub mod config;
 pub mod date;
 pub mod error;

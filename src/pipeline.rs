@@ -285,6 +285,7 @@ fn open_feed<'s>(
                 header.data_start,
                 header.data_line,
                 config.chunk_size,
+                |range| source.release(range),
             )
         });
         return Ok((

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::atomic::AtomicFile;
 use crate::error::{BadRow, Error, Result};
 use crate::sink::csv::write_field;
 
@@ -97,16 +98,9 @@ fn decisive(rows: &BTreeMap<u64, BadRow>, max: u64) -> Option<u64> {
 
 /// Writes `rows` to `path` as CSV: `line,column,reason,record`, atomically.
 pub fn write_rejects(path: &Path, rows: &[BadRow]) -> Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".custagg-rejects-")
-        .tempfile_in(parent)
-        .map_err(|e| Error::io(parent, "cannot create the rejects file", e))?;
-    let write = || -> std::io::Result<()> {
-        let mut out = BufWriter::new(temp.as_file());
+    let mut file = AtomicFile::create(path, "cannot write the rejects file")?;
+    file.write_with(|f| {
+        let mut out = BufWriter::new(f);
         out.write_all(b"line,column,reason,record\n")?;
         for row in rows {
             out.write_all(itoa::Buffer::new().format(row.line).as_bytes())?;
@@ -119,11 +113,8 @@ pub fn write_rejects(path: &Path, rows: &[BadRow]) -> Result<()> {
             out.write_all(b"\n")?;
         }
         out.flush()
-    };
-    write().map_err(|e| Error::io(temp.path(), "cannot write the rejects file", e))?;
-    temp.persist(path)
-        .map_err(|e| Error::io(path, "cannot move the rejects file into place", e.error))?;
-    Ok(())
+    })?;
+    file.commit()
 }
 
 #[cfg(test)]

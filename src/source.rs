@@ -161,17 +161,27 @@ impl Source {
 ///
 /// `start` must itself be a record boundary outside quotes (the end of the header), and
 /// `start_line` its physical line number.
+///
+/// `done_with` is called with each piece's range once it is counted, so a mapped source can let
+/// go of its pages before the parse touches them again.
 pub fn plan_chunks(
     data: &[u8],
     start: usize,
     start_line: u64,
     chunk_size: usize,
+    done_with: impl Fn(Range<usize>) + Sync,
 ) -> Vec<ChunkSpec> {
     let chunk_size = chunk_size.max(1);
-    let body = &data[start.min(data.len())..];
-    let counts: Vec<(u64, u64)> = body
+    let start = start.min(data.len());
+    let counts: Vec<(u64, u64)> = data[start..]
         .par_chunks(chunk_size)
-        .map(count_quotes_and_newlines)
+        .enumerate()
+        .map(|(i, piece)| {
+            let counts = count_quotes_and_newlines(piece);
+            let begin = start + i * chunk_size;
+            done_with(begin..begin + piece.len());
+            counts
+        })
         .collect();
 
     let mut specs = Vec::with_capacity(counts.len());
@@ -323,7 +333,7 @@ mod tests {
 
     /// Splits `data` with `plan_chunks` and checks that every cut is at a true record boundary.
     fn cuts(data: &[u8], chunk_size: usize) -> Vec<ChunkSpec> {
-        let specs = plan_chunks(data, 0, 1, chunk_size);
+        let specs = plan_chunks(data, 0, 1, chunk_size, |_| {});
         let mut expect = 0;
         for spec in &specs {
             assert_eq!(spec.range.start, expect, "chunks are contiguous");

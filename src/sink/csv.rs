@@ -13,6 +13,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::reduce::Run;
 use crate::spill::SpillDir;
@@ -80,24 +81,10 @@ impl<'d> CsvSink<'d> {
     /// Merges every run into the output file; returns the number of rows written.
     pub fn finish(self) -> Result<u64> {
         let runs = self.runs.into_inner().expect("no panics while locked");
-        let parent = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let temp = tempfile::Builder::new()
-            .prefix(".custagg-output-")
-            .tempfile_in(parent)
-            .map_err(|e| Error::io(parent, "cannot create the output file", e))?;
-        let written = write_merged(runs.stored, temp.as_file())
-            .map_err(|e| Error::io(temp.path(), "cannot write the output file", e))?;
+        let mut file = AtomicFile::create(&self.path, "cannot write the output file")?;
+        let written = file.write_with(|f| write_merged(runs.stored, f))?;
         debug_assert_eq!(written, runs.rows);
-        temp.persist(&self.path).map_err(|e| {
-            Error::io(
-                &self.path,
-                "cannot move the output file into place",
-                e.error,
-            )
-        })?;
+        file.commit()?;
         Ok(written)
     }
 }

@@ -1,0 +1,89 @@
+//! Files that appear whole or not at all: written to a temporary file beside the target and
+//! renamed over it only when complete, so a failed run never leaves a half-written file.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::error::{Error, Result};
+
+/// A file being written; it replaces its target on [`AtomicFile::commit`] and vanishes if dropped.
+pub struct AtomicFile {
+    temp: NamedTempFile,
+    target: PathBuf,
+    what: &'static str,
+}
+
+impl AtomicFile {
+    /// Starts writing `target`; `what` names the file in errors ("the output file").
+    pub fn create(target: &Path, what: &'static str) -> Result<AtomicFile> {
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(".custagg-")
+            // An ordinary file: 0666 less the umask, like any file a command writes.
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(parent)
+            .map_err(|e| Error::io(parent, "cannot create a file in this directory", e))?;
+        Ok(AtomicFile {
+            temp,
+            target: target.into(),
+            what,
+        })
+    }
+
+    /// Runs `write` on the file, reporting a failure as an error on `what`.
+    pub fn write_with<T>(
+        &mut self,
+        write: impl FnOnce(&mut std::fs::File) -> std::io::Result<T>,
+    ) -> Result<T> {
+        let what = self.what;
+        write(self.temp.as_file_mut()).map_err(|e| Error::Io {
+            path: self.target.clone(),
+            action: what,
+            source: e,
+        })
+    }
+
+    /// Moves the finished file over its target.
+    pub fn commit(mut self) -> Result<()> {
+        self.temp
+            .as_file_mut()
+            .flush()
+            .map_err(|e| Error::io(&self.target, self.what, e))?;
+        self.temp.persist(&self.target).map_err(|e| {
+            Error::io(
+                &self.target,
+                "cannot move the finished file into place",
+                e.error,
+            )
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appears_only_on_commit_with_ordinary_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.csv");
+        let mut file = AtomicFile::create(&target, "cannot write").unwrap();
+        file.write_with(|f| f.write_all(b"abc")).unwrap();
+        assert!(!target.exists());
+        file.commit().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"abc");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o644, 0o644, "{mode:o}");
+
+        let dropped = AtomicFile::create(&dir.path().join("never.csv"), "x").unwrap();
+        drop(dropped);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
