@@ -149,6 +149,8 @@ fn first_bad_row_stops_the_run_with_file_line_column_and_exit_3() {
         with_header("1|a|2011-01-01|P|1\n2|\"b\nc\"|2011-01-01|P|1\n\n3|d|2011-01-02|P|12x\n4|e|2011-02-30|P|1\n"),
     );
     let out = dir.write("out.csv", "previous contents\n");
+    let spill = dir.path("spill");
+    std::fs::create_dir(&spill).unwrap();
     for threads in ["1", "2"] {
         let r = run(&[
             "--source",
@@ -159,7 +161,11 @@ fn first_bad_row_stops_the_run_with_file_line_column_and_exit_3() {
             threads,
             "--chunk-size",
             "8",
+            "--force-spill",
+            "--spill-dir",
+            spill.to_str().unwrap(),
         ]);
+        assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "spill directory removed");
         assert_eq!(r.code, 3, "{}", r.stderr);
         let expected = format!(
             "{}:6: unitsSold: `12x` is not a whole number\n",
