@@ -8,6 +8,8 @@ use custagg::Config;
 use custagg::config::{default_memory_limit, default_threads, parse_memory_limit};
 use custagg::generate::GenerateConfig;
 use custagg::parse::Delimiter;
+use custagg::sink::connect::ConnectOptions;
+use custagg::sink::postgres::TableName;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -58,9 +60,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", required = true)]
     pub source: Option<PathBuf>,
 
-    /// Target table, `name` or `schema.name`; replaced atomically at the end of the run.
+    /// Target table, `name` or `schema.name` (letters, digits and _; folded to lower case);
+    /// replaced atomically at the end of the run.
     #[arg(long, value_name = "NAME", required_unless_present = "output")]
-    pub table: Option<String>,
+    pub table: Option<TableName>,
 
     /// Database to load into; created when it does not exist.
     #[arg(
@@ -85,6 +88,11 @@ pub struct RunArgs {
     /// A whole connection string (postgresql://user@host:port/db) instead of the flags above.
     #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
     pub db_url: Option<String>,
+
+    /// Seconds the final swap waits for a lock on the target before giving up (the table is then
+    /// left as it was).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub lock_timeout: f64,
 
     /// Write the rows to this CSV file (sorted by customer_id) instead of PostgreSQL.
     #[arg(long, value_name = "FILE.csv")]
@@ -175,6 +183,24 @@ impl RunArgs {
                 .chunk_size
                 .map_or(custagg::config::DEFAULT_CHUNK_SIZE, |n| n.max(1) as usize),
         }
+    }
+}
+
+impl RunArgs {
+    /// Where to connect.
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            url: self.db_url.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            database: self.database.clone(),
+        }
+    }
+
+    /// The swap's lock timeout.
+    pub fn lock_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.lock_timeout.clamp(0.001, 86_400.0))
     }
 }
 

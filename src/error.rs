@@ -29,6 +29,9 @@ pub enum Error {
     /// The command line or the configuration is wrong.
     #[error("{0}")]
     Usage(String),
+    /// PostgreSQL refused or failed something; `message` is the server's words (never a password).
+    #[error("{what}: {message}")]
+    Database { what: String, message: String },
     /// The arithmetic of an aggregate would overflow (needs more than 2^63 units for one product).
     #[error("customer {customer}: {what} overflows a 64-bit integer")]
     Overflow {
@@ -41,7 +44,7 @@ impl Error {
     /// The process exit code for this error (SPEC §6).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Io { .. } | Error::Overflow { .. } => 1,
+            Error::Io { .. } | Error::Overflow { .. } | Error::Database { .. } => 1,
             Error::Usage(_) => 2,
             Error::Input { .. } | Error::BadRow(_) | Error::TooManyBadRows { .. } => 3,
         }

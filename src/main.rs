@@ -6,6 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
+use custagg::sink::connect::Connection;
 use custagg::{Error, Summary};
 
 use cli::{Cli, Command};
@@ -40,15 +41,25 @@ fn run(cli: &Cli) -> Result<(), Error> {
     }
     let args = &cli.run;
     let config = args.config();
-    let Some(output) = &args.output else {
-        return Err(Error::Usage(
-            "loading into PostgreSQL is not available in this build yet; use --output FILE.csv"
-                .into(),
-        ));
+    let (summary, target) = match (&args.output, &args.table) {
+        (Some(output), _) => (
+            custagg::run_to_csv(&config, output)?,
+            output.display().to_string(),
+        ),
+        (None, Some(table)) => {
+            let connection = Connection::new(&args.connect_options())?;
+            let summary = custagg::pipeline::run_to_postgres(
+                &config,
+                &connection,
+                table,
+                args.lock_timeout(),
+            )?;
+            (summary, format!("{table} in {}", connection.shown()))
+        }
+        (None, None) => unreachable!("clap requires --table or --output"),
     };
-    let summary = custagg::run_to_csv(&config, output)?;
     if !args.quiet {
-        print_summary(&summary, &output.display().to_string(), &config);
+        print_summary(&summary, &target, &config);
     }
     Ok(())
 }
@@ -64,7 +75,7 @@ fn print_summary(s: &Summary, target: &str, config: &custagg::Config) {
         eprintln!("custagg: rejected rows are in {}", config.rejects.display());
     }
     eprintln!(
-        "custagg: {} in {:.2} s ({}/s): read {:.2} s, reduce {:.2} s, write {:.2} s; \
+        "custagg: {} in {:.2} s ({}/s): read {:.2} s, reduce {:.2} s, write {:.2} s{}; \
          {} partitions, {} spilled",
         human_bytes(s.bytes),
         total.as_secs_f64(),
@@ -72,6 +83,14 @@ fn print_summary(s: &Summary, target: &str, config: &custagg::Config) {
         s.read_time.as_secs_f64(),
         s.reduce_time.as_secs_f64(),
         s.write_time.as_secs_f64(),
+        if s.copy_time.is_zero() {
+            String::new()
+        } else {
+            format!(
+                " (COPY {:.2} s during the reduce)",
+                s.copy_time.as_secs_f64()
+            )
+        },
         s.partitions,
         human_bytes(s.spilled_bytes),
     );

@@ -20,7 +20,9 @@ use crate::parse::{ChunkParser, Header, Record, RowSink, read_header};
 use crate::partition::{PartitionStore, PartitionWriter, Partitioner};
 use crate::reduce::{Run, reduce_partition};
 use crate::rejects::{BadRows, write_rejects};
+use crate::sink::connect::Connection;
 use crate::sink::csv::CsvSink;
+use crate::sink::postgres::{Loader, TableName};
 use crate::source::{Chunk, ChunkSpec, Source, StreamChunks, plan_chunks};
 use crate::spill::SpillDir;
 
@@ -43,8 +45,11 @@ pub struct Summary {
     pub read_time: Duration,
     /// Time spent reducing partitions (and handing runs to the sink).
     pub reduce_time: Duration,
-    /// Time spent writing the sink's output.
+    /// Time spent writing the sink's output after the reduce (for PostgreSQL: primary key,
+    /// `ANALYZE` and the swap).
     pub write_time: Duration,
+    /// Time the PostgreSQL COPY spent sending and finishing, overlapping the reduce.
+    pub copy_time: Duration,
 }
 
 /// Aggregates the source of `config` into the CSV file `output`.
@@ -61,6 +66,44 @@ pub fn run_to_csv(config: &Config, output: &Path) -> Result<Summary> {
     let written = sink.finish()?;
     debug_assert_eq!(written, summary.customers);
     summary.write_time = started.elapsed();
+    Ok(summary)
+}
+
+/// Aggregates the source of `config` into the PostgreSQL table `target`, replacing it atomically.
+///
+/// The connection and the privileges are checked, and the staging table made, before the source
+/// is read; runs stream to the COPY over a bounded channel while partitions are still reducing.
+pub fn run_to_postgres(
+    config: &Config,
+    connection: &Connection,
+    target: &TableName,
+    lock_timeout: Duration,
+) -> Result<Summary> {
+    let mut loader = Loader::prepare(connection, target, lock_timeout)?;
+    let spill = SpillDir::create(&config.spill_dir)?;
+    let (sender, receiver) = crossbeam_channel::bounded::<Run>(config.threads * 2);
+    let (aggregated, copied) = std::thread::scope(|scope| {
+        let copier = scope.spawn(|| loader.copy(receiver));
+        let aggregated = aggregate(config, &spill, |run| {
+            sender.send(run).map_err(|_| Error::Database {
+                what: target.to_string(),
+                message: "the COPY stopped".into(),
+            })
+        });
+        drop(sender);
+        let copied = copier.join().expect("the COPY thread does not panic");
+        (aggregated, copied)
+    });
+    // A COPY failure is the cause of the aggregation's "COPY stopped": report it first.
+    let (mut summary, copied) = match (aggregated, copied) {
+        (Ok(summary), Ok(copied)) => (summary, copied),
+        (Err(e), _) if !matches!(e, Error::Database { .. }) => return Err(e),
+        (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
+    };
+    let started = Instant::now();
+    let times = loader.finish(copied, summary.customers)?;
+    summary.write_time = started.elapsed();
+    summary.copy_time = times.copy;
     Ok(summary)
 }
 
@@ -198,6 +241,7 @@ pub fn aggregate(
         read_time,
         reduce_time: started.elapsed(),
         write_time: Duration::ZERO,
+        copy_time: Duration::ZERO,
     })
 }
 

@@ -1,3 +1,6 @@
-//! Sinks: where the customer rows go. `csv` writes a sorted local file.
+//! Sinks: where the customer rows go. `csv` writes a sorted local file; `postgres` loads a table
+//! (over a connection made by `connect`).
 
+pub mod connect;
 pub mod csv;
+pub mod postgres;

@@ -165,7 +165,11 @@ fn first_bad_row_stops_the_run_with_file_line_column_and_exit_3() {
             "--spill-dir",
             spill.to_str().unwrap(),
         ]);
-        assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "spill directory removed");
+        assert_eq!(
+            std::fs::read_dir(&spill).unwrap().count(),
+            0,
+            "spill directory removed"
+        );
         assert_eq!(r.code, 3, "{}", r.stderr);
         let expected = format!(
             "{}:6: unitsSold: `12x` is not a whole number\n",

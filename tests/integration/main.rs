@@ -3,5 +3,7 @@
 
 mod cli;
 mod engine;
+mod pg;
+mod postgres;
 mod reference;
 mod util;
