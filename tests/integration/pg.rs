@@ -63,7 +63,9 @@ fn bindir() -> PathBuf {
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file());
     if let Some(dir) = on_path {
-        return dir;
+        // /usr/local/bin may hold links to the real directory, which also has psql and friends.
+        let initdb = std::fs::canonicalize(dir.join("initdb")).unwrap();
+        return initdb.parent().unwrap().to_path_buf();
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
