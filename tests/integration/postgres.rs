@@ -306,3 +306,86 @@ fn connection_problems_are_one_clear_line_without_the_password() {
     assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
 }
+
+#[test]
+fn permission_problems_are_found_before_the_source_is_read() {
+    let db = server().database("perms");
+    let mut admin = server().client("postgres");
+    admin
+        .batch_execute("DROP ROLE IF EXISTS custagg_weak; CREATE ROLE custagg_weak LOGIN")
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    // The source does not exist: an error about it would mean the source was opened first.
+    let mut url: postgres::Config = server().url().parse().unwrap();
+    url.user("custagg_weak");
+    let host = match &url.get_hosts()[0] {
+        postgres::config::Host::Tcp(h) => h.clone(),
+        postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let port = url.get_ports()[0].to_string();
+    let base = [
+        "--source",
+        "/nonexistent/transactions.csv",
+        "--host",
+        &host,
+        "--port",
+        &port,
+        "--user",
+        "custagg_weak",
+        "--table",
+        "customers",
+    ];
+
+    // PostgreSQL 15 lets only the owner create in schema public.
+    let mut args = base.to_vec();
+    args.extend(["--database", &db]);
+    let r = run(&args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot create a table in schema public"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("permission denied"), "{}", r.stderr);
+
+    // A missing database it may not create.
+    let missing = server().database("perms_missing");
+    let mut args = base.to_vec();
+    args.extend(["--database", &missing]);
+    let r = run(&args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "database {missing} does not exist and cannot be created"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+
+    admin.batch_execute(&format!("DROP DATABASE {db}")).unwrap();
+    admin.batch_execute("DROP ROLE custagg_weak").unwrap();
+}
+
+#[test]
+fn a_file_with_no_rows_loads_an_empty_table() {
+    let dir = Dir::new();
+    let db = server().database("empty");
+    let source = small_file(&dir, "in.csv", "");
+    let r = load(&source, &db, "etl.customers", &[]);
+    assert_eq!(r.code, 1, "a missing schema is an error: {}", r.stderr);
+    assert!(
+        r.stderr.contains("schema etl does not exist"),
+        "{}",
+        r.stderr
+    );
+    server()
+        .client(&db)
+        .batch_execute("CREATE SCHEMA etl")
+        .unwrap();
+    let r = load(&source, &db, "etl.customers", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(fingerprint(&mut server().client(&db), "etl.customers").0, 0);
+}
