@@ -245,14 +245,15 @@ pub fn aggregate(
     })
 }
 
-/// How many partitions: enough that one partition's reduce fits a share of the memory budget,
-/// at least a few per thread for balance, and not so many that buffers get tiny.
+/// How many partitions: enough that one partition's reduce stays in cache (a few MB of records)
+/// and fits a share of the memory budget, at least a few per thread for balance.
 fn partition_count(source_len: Option<u64>, memory_limit: u64, threads: usize) -> usize {
-    let per_partition = (memory_limit / (4 * threads as u64)).max(1 << 20);
+    const CACHE_SIZED: u64 = 8 << 20;
     // A partition's reduce state is about as big as its share of the source text.
+    let per_partition = (memory_limit / (4 * threads as u64)).clamp(1 << 20, CACHE_SIZED);
     let len = source_len.unwrap_or(64 << 30);
     let wanted = len.div_ceil(per_partition).next_power_of_two() as usize;
-    wanted.clamp(threads * 4, 1024)
+    wanted.clamp(threads * 4, 4096)
 }
 
 /// One worker's side of the parse: good rows into its partition buffers, bad rows to the collector.

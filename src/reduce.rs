@@ -21,13 +21,12 @@ pub struct CustomerRow<'a> {
     pub longest_streak: i32,
 }
 
-/// What is known of one customer while its partition is reduced.
-#[derive(Default)]
-struct Customer<'a> {
-    /// Total units per product; customers buy few products, so a vector beats a map.
-    products: Vec<(&'a [u8], i64)>,
-    /// Purchase days, with repeats.
-    days: Vec<i32>,
+/// A partition's records as numbers: customer and product interned to dense ids.
+#[derive(Clone, Copy, Default)]
+struct Tuple {
+    product: u32,
+    day: i32,
+    units: i32,
 }
 
 /// A reduced partition.
@@ -39,43 +38,114 @@ pub struct Run {
 }
 
 /// Reduces the records in `blocks` (whole records of one partition) into a sorted run.
+///
+/// Customers and products are interned to dense ids (the only hashing), the records are grouped
+/// by customer with a counting sort (two linear passes), and each customer's few products and
+/// days are then summed and scanned in small reused buffers. Partitions are sized to stay in
+/// cache, so none of this goes to main memory more than once.
 pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
-    let records: usize = blocks.iter().map(|b| b.len() / 24).sum();
-    let mut customers: HashMap<&[u8], Customer<'_>, ahash::RandomState> =
-        HashMap::with_capacity_and_hasher(records / 8, ahash::RandomState::new());
+    let estimate: usize = blocks.iter().map(|b| b.len() / 24).sum();
+    let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
+    let mut customer_ids: HashMap<&[u8], u32, _> =
+        HashMap::with_capacity_and_hasher(estimate / 4 + 16, hasher.clone());
+    let mut customers: Vec<&[u8]> = Vec::with_capacity(estimate / 4 + 16);
+    let mut product_ids: HashMap<&[u8], u32, _> = HashMap::with_hasher(hasher);
+    let mut products: Vec<&[u8]> = Vec::new();
+    let mut counts: Vec<u32> = Vec::with_capacity(estimate / 4 + 16);
+    let mut tuples: Vec<(u32, Tuple)> = Vec::with_capacity(estimate);
+
+    // Consecutive records often share a customer or a product: remember the last ones.
+    let mut last_customer: (&[u8], u32) = (&[], u32::MAX);
+    let mut last_product: (&[u8], u32) = (&[], u32::MAX);
     for block in blocks {
         for record in EncodedRecords::new(block) {
-            let customer = customers.entry(record.customer).or_default();
-            match customer
-                .products
-                .iter_mut()
-                .find(|(p, _)| *p == record.product)
-            {
-                Some((_, total)) => {
-                    *total = total.checked_add(i64::from(record.units)).ok_or_else(|| {
-                        Error::Overflow {
-                            customer: String::from_utf8_lossy(record.customer).into_owned(),
-                            what: "the total units of a product",
-                        }
-                    })?;
+            let customer = if record.customer == last_customer.0 {
+                last_customer.1
+            } else {
+                let next = customers.len() as u32;
+                let id = *customer_ids.entry(record.customer).or_insert(next);
+                if id == next {
+                    customers.push(record.customer);
+                    counts.push(0);
                 }
-                None => customer
-                    .products
-                    .push((record.product, i64::from(record.units))),
-            }
-            customer.days.push(record.day);
+                last_customer = (record.customer, id);
+                id
+            };
+            let product = if record.product == last_product.0 {
+                last_product.1
+            } else {
+                let next = products.len() as u32;
+                let id = *product_ids.entry(record.product).or_insert(next);
+                if id == next {
+                    products.push(record.product);
+                }
+                last_product = (record.product, id);
+                id
+            };
+            counts[customer as usize] += 1;
+            tuples.push((
+                customer,
+                Tuple {
+                    product,
+                    day: record.day,
+                    units: record.units,
+                },
+            ));
         }
     }
 
-    let mut rows: Vec<CustomerRow<'_>> = customers
-        .into_iter()
-        .map(|(customer_id, mut c)| CustomerRow {
+    // Group by customer: counts become start offsets, then each tuple goes to its place.
+    let mut starts = Vec::with_capacity(counts.len() + 1);
+    let mut total = 0u32;
+    for &n in &counts {
+        starts.push(total);
+        total += n;
+    }
+    starts.push(total);
+    let mut grouped = vec![Tuple::default(); tuples.len()];
+    let mut next = starts.clone();
+    for (customer, tuple) in tuples {
+        let slot = &mut next[customer as usize];
+        grouped[*slot as usize] = tuple;
+        *slot += 1;
+    }
+
+    let mut totals: Vec<(u32, i64)> = Vec::new();
+    let mut days: Vec<i32> = Vec::new();
+    let mut named: Vec<(&[u8], i64)> = Vec::new();
+    let mut rows: Vec<CustomerRow<'_>> = Vec::with_capacity(customers.len());
+    for (id, &customer_id) in customers.iter().enumerate() {
+        let group = &grouped[starts[id] as usize..starts[id + 1] as usize];
+        totals.clear();
+        days.clear();
+        for t in group {
+            match totals.iter_mut().find(|(p, _)| *p == t.product) {
+                Some((_, total)) => {
+                    *total =
+                        total
+                            .checked_add(i64::from(t.units))
+                            .ok_or_else(|| Error::Overflow {
+                                customer: String::from_utf8_lossy(customer_id).into_owned(),
+                                what: "the total units of a product",
+                            })?;
+                }
+                None => totals.push((t.product, i64::from(t.units))),
+            }
+            days.push(t.day);
+        }
+        named.clear();
+        named.extend(
+            totals
+                .iter()
+                .map(|&(p, total)| (products[p as usize], total)),
+        );
+        rows.push(CustomerRow {
             customer_id,
-            favourite_product: favourite_product(&c.products),
-            longest_streak: longest_streak(&mut c.days),
-        })
-        .collect();
-    rows.sort_unstable_by(|a, b| a.customer_id.cmp(b.customer_id));
+            favourite_product: favourite_product(&named),
+            longest_streak: longest_streak(&mut days),
+        });
+    }
+    sort_by_customer(&mut rows);
 
     let mut bytes = Vec::with_capacity(rows.len() * 20);
     for row in &rows {
@@ -85,6 +155,22 @@ pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
         bytes,
         rows: rows.len() as u64,
     })
+}
+
+/// Sorts rows by customer in byte order, comparing an 8-byte big-endian prefix first (one integer
+/// comparison settles most pairs) and the whole bytes only on equal prefixes.
+fn sort_by_customer(rows: &mut [CustomerRow<'_>]) {
+    let prefix = |b: &[u8]| {
+        let mut p = [0u8; 8];
+        let n = b.len().min(8);
+        p[..n].copy_from_slice(&b[..n]);
+        u64::from_be_bytes(p)
+    };
+    rows.sort_unstable_by(|a, b| {
+        prefix(a.customer_id)
+            .cmp(&prefix(b.customer_id))
+            .then_with(|| a.customer_id.cmp(b.customer_id))
+    });
 }
 
 /// The product with the greatest total; ties go to the smallest product code in byte order.

@@ -5,7 +5,7 @@
 //! success and on error alike. A [`Spill`] holds whole encoded records (or rows); a file holds the
 //! concatenation of the blocks written to it, so reading it back yields whole records again.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -43,7 +43,9 @@ impl SpillDir {
 pub struct Spill {
     blocks: Vec<Vec<u8>>,
     memory_bytes: usize,
-    file: Option<(PathBuf, File)>,
+    /// The spill file; opened for each write, so thousands of partitions need no thousands of
+    /// open descriptors.
+    file: Option<PathBuf>,
     file_bytes: u64,
 }
 
@@ -66,16 +68,12 @@ impl Spill {
 
     /// Appends `block` to the spill file `dir/name`, creating it on first use.
     pub fn write(&mut self, dir: &SpillDir, name: &str, block: &[u8]) -> Result<()> {
-        if self.file.is_none() {
-            let path = dir.path().join(name);
-            let file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| Error::io(&path, "cannot create a spill file", e))?;
-            self.file = Some((path, file));
-        }
-        let (path, file) = self.file.as_mut().expect("created above");
+        let path = self.file.get_or_insert_with(|| dir.path().join(name));
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&*path)
+            .map_err(|e| Error::io(&*path, "cannot open a spill file", e))?;
         file.write_all(block).map_err(|e| {
             Error::io(
                 &*path,
@@ -99,8 +97,7 @@ impl Spill {
     /// deleted once read).
     pub fn into_blocks(self) -> Result<Vec<Vec<u8>>> {
         let mut blocks = self.blocks;
-        if let Some((path, file)) = self.file {
-            drop(file);
+        if let Some(path) = self.file {
             let bytes = std::fs::read(&path)
                 .map_err(|e| Error::io(&path, "cannot read back a spill file", e))?;
             let _ = std::fs::remove_file(&path);
