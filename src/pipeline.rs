@@ -248,7 +248,7 @@ pub fn aggregate(
 /// How many partitions: enough that one partition's reduce stays in cache (a few MB of records)
 /// and fits a share of the memory budget, at least a few per thread for balance.
 fn partition_count(source_len: Option<u64>, memory_limit: u64, threads: usize) -> usize {
-    const CACHE_SIZED: u64 = 8 << 20;
+    const CACHE_SIZED: u64 = 4 << 20;
     // A partition's reduce state is about as big as its share of the source text.
     let per_partition = (memory_limit / (4 * threads as u64)).clamp(1 << 20, CACHE_SIZED);
     let len = source_len.unwrap_or(64 << 30);

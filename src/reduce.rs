@@ -45,54 +45,28 @@ pub struct Run {
 /// cache, so none of this goes to main memory more than once.
 pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
     let estimate: usize = blocks.iter().map(|b| b.len() / 24).sum();
-    let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
-    let mut customer_ids: HashMap<&[u8], u32, _> =
-        HashMap::with_capacity_and_hasher(estimate / 4 + 16, hasher.clone());
-    let mut customers: Vec<&[u8]> = Vec::with_capacity(estimate / 4 + 16);
-    let mut product_ids: HashMap<&[u8], u32, _> = HashMap::with_hasher(hasher);
-    let mut products: Vec<&[u8]> = Vec::new();
+    let mut customers = Interner::with_capacity(estimate / 4 + 16);
+    let mut products = Interner::with_capacity(64);
     let mut counts: Vec<u32> = Vec::with_capacity(estimate / 4 + 16);
     let mut tuples: Vec<(u32, Tuple)> = Vec::with_capacity(estimate);
-
-    // Consecutive records often share a customer or a product: remember the last ones.
-    let mut last_customer: (&[u8], u32) = (&[], u32::MAX);
-    let mut last_product: (&[u8], u32) = (&[], u32::MAX);
     for block in blocks {
         for record in EncodedRecords::new(block) {
-            let customer = if record.customer == last_customer.0 {
-                last_customer.1
-            } else {
-                let next = customers.len() as u32;
-                let id = *customer_ids.entry(record.customer).or_insert(next);
-                if id == next {
-                    customers.push(record.customer);
-                    counts.push(0);
-                }
-                last_customer = (record.customer, id);
-                id
-            };
-            let product = if record.product == last_product.0 {
-                last_product.1
-            } else {
-                let next = products.len() as u32;
-                let id = *product_ids.entry(record.product).or_insert(next);
-                if id == next {
-                    products.push(record.product);
-                }
-                last_product = (record.product, id);
-                id
-            };
+            let customer = customers.id(record.customer);
+            if customer as usize == counts.len() {
+                counts.push(0);
+            }
             counts[customer as usize] += 1;
             tuples.push((
                 customer,
                 Tuple {
-                    product,
+                    product: products.id(record.product),
                     day: record.day,
                     units: record.units,
                 },
             ));
         }
     }
+    let (customers, products) = (customers.keys, products.keys);
 
     // Group by customer: counts become start offsets, then each tuple goes to its place.
     let mut starts = Vec::with_capacity(counts.len() + 1);
@@ -160,17 +134,69 @@ pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
 /// Sorts rows by customer in byte order, comparing an 8-byte big-endian prefix first (one integer
 /// comparison settles most pairs) and the whole bytes only on equal prefixes.
 fn sort_by_customer(rows: &mut [CustomerRow<'_>]) {
-    let prefix = |b: &[u8]| {
-        let mut p = [0u8; 8];
-        let n = b.len().min(8);
-        p[..n].copy_from_slice(&b[..n]);
-        u64::from_be_bytes(p)
-    };
-    rows.sort_unstable_by(|a, b| {
-        prefix(a.customer_id)
-            .cmp(&prefix(b.customer_id))
-            .then_with(|| a.customer_id.cmp(b.customer_id))
+    let mut keyed: Vec<(u64, CustomerRow<'_>)> = rows
+        .iter()
+        .map(|r| (prefix_key(r.customer_id), *r))
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1.customer_id.cmp(b.1.customer_id))
     });
+    for (row, (_, sorted)) in rows.iter_mut().zip(keyed) {
+        *row = sorted;
+    }
+}
+
+/// The first eight bytes, zero-padded, as a big-endian integer: integer order is byte order for
+/// them, and for text of at most eight bytes without NUL (which the parser guarantees) the key is
+/// unique.
+#[inline]
+pub fn prefix_key(bytes: &[u8]) -> u64 {
+    let mut key = [0u8; 8];
+    let n = bytes.len().min(8);
+    key[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(key)
+}
+
+/// Dense ids for the distinct strings of a partition. Strings of up to eight bytes (most ids and
+/// product codes) are looked up by their integer [`prefix_key`], which hashes and compares
+/// without touching the bytes again; longer ones by their bytes.
+struct Interner<'a> {
+    short: HashMap<u64, u32, ahash::RandomState>,
+    long: HashMap<&'a [u8], u32, ahash::RandomState>,
+    keys: Vec<&'a [u8]>,
+    last: (&'a [u8], u32),
+}
+
+impl<'a> Interner<'a> {
+    fn with_capacity(capacity: usize) -> Self {
+        let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
+        Interner {
+            short: HashMap::with_capacity_and_hasher(capacity, hasher.clone()),
+            long: HashMap::with_hasher(hasher),
+            keys: Vec::with_capacity(capacity),
+            last: (&[], u32::MAX),
+        }
+    }
+
+    #[inline]
+    fn id(&mut self, bytes: &'a [u8]) -> u32 {
+        // Consecutive records often repeat a string.
+        if bytes == self.last.0 {
+            return self.last.1;
+        }
+        let next = self.keys.len() as u32;
+        let id = if bytes.len() <= 8 {
+            *self.short.entry(prefix_key(bytes)).or_insert(next)
+        } else {
+            *self.long.entry(bytes).or_insert(next)
+        };
+        if id == next {
+            self.keys.push(bytes);
+        }
+        self.last = (bytes, id);
+        id
+    }
 }
 
 /// The product with the greatest total; ties go to the smallest product code in byte order.

@@ -6,16 +6,14 @@
 //! The output is written to a temporary file beside the target and renamed over it at the end, so
 //! a failed run never leaves a half-written file.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Cursor, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
-use crate::reduce::Run;
+use crate::reduce::{Run, RunRows, prefix_key};
 use crate::spill::SpillDir;
 
 /// The CSV header of the output.
@@ -92,75 +90,162 @@ impl<'d> CsvSink<'d> {
 fn write_merged(runs: Vec<StoredRun>, file: &File) -> io::Result<u64> {
     let mut cursors = Vec::with_capacity(runs.len());
     for run in runs {
-        // Files are streamed, so the merge holds one buffer per run, not the runs.
-        let reader: Box<dyn BufRead> = match run {
-            StoredRun::Memory(bytes) => Box::new(Cursor::new(bytes)),
-            StoredRun::File(path) => Box::new(BufReader::with_capacity(1 << 16, File::open(path)?)),
+        let mut cursor = match run {
+            StoredRun::Memory(bytes) => RunCursor::new(bytes, None),
+            // Files are streamed, so the merge holds one buffer per run, not the runs.
+            StoredRun::File(path) => RunCursor::new(Vec::new(), Some(File::open(path)?)),
         };
-        cursors.push(RunCursor {
-            reader,
-            product: Vec::new(),
-            streak: 0,
-        });
+        if cursor.advance()? {
+            cursors.push(cursor);
+        }
     }
 
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(HEADER.as_bytes())?;
     out.write_all(b"\n")?;
-    let mut heap = BinaryHeap::with_capacity(cursors.len());
-    for (run, cursor) in cursors.iter_mut().enumerate() {
-        let mut customer = Vec::new();
-        if cursor.next_row(&mut customer)? {
-            heap.push(Reverse((customer, run)));
-        }
-    }
+    // A binary min-heap of cursors by their current customer: the top is the next row.
+    let before = |a: &RunCursor, b: &RunCursor| (a.key, a.customer()) < (b.key, b.customer());
+    let mut heap = MinHeap::new(cursors, before);
     let mut rows = 0;
-    while let Some(Reverse((mut customer, run))) = heap.pop() {
-        let cursor = &mut cursors[run];
-        write_field(&mut out, &customer)?;
+    while let Some(top) = heap.top_mut() {
+        write_field(&mut out, top.customer())?;
         out.write_all(b",")?;
-        write_field(&mut out, &cursor.product)?;
+        write_field(&mut out, top.product())?;
         out.write_all(b",")?;
-        out.write_all(itoa::Buffer::new().format(cursor.streak).as_bytes())?;
+        out.write_all(itoa::Buffer::new().format(top.streak).as_bytes())?;
         out.write_all(b"\n")?;
         rows += 1;
-        if cursor.next_row(&mut customer)? {
-            heap.push(Reverse((customer, run)));
+        if top.advance()? {
+            heap.top_changed();
+        } else {
+            heap.pop();
         }
     }
     out.flush()?;
     Ok(rows)
 }
 
-/// Reads the rows of one run in order.
+/// Longest row of the run encoding: two 255-byte texts, their lengths and the streak.
+const MAX_ROW: usize = 2 * 256 + 4;
+
+/// The current row of one run, decoded in place from a buffer that holds the whole run (memory)
+/// or is refilled from its file.
 struct RunCursor {
-    reader: Box<dyn BufRead>,
-    product: Vec<u8>,
+    buf: Vec<u8>,
+    /// Where the next row starts.
+    pos: usize,
+    file: Option<File>,
+    customer: (usize, usize),
+    product: (usize, usize),
     streak: i32,
+    /// [`prefix_key`] of the customer.
+    key: u64,
 }
 
 impl RunCursor {
-    /// Reads the next row: its customer into `customer`, the rest into `self`.
-    fn next_row(&mut self, customer: &mut Vec<u8>) -> io::Result<bool> {
-        let mut len = [0u8; 1];
-        match self.reader.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
-            Err(e) => return Err(e),
+    fn new(buf: Vec<u8>, file: Option<File>) -> Self {
+        RunCursor {
+            buf,
+            pos: 0,
+            file,
+            customer: (0, 0),
+            product: (0, 0),
+            streak: 0,
+            key: 0,
         }
-        read_text(&mut self.reader, len[0], customer)?;
-        self.reader.read_exact(&mut len)?;
-        read_text(&mut self.reader, len[0], &mut self.product)?;
-        let mut streak = [0u8; 4];
-        self.reader.read_exact(&mut streak)?;
-        self.streak = i32::from_le_bytes(streak);
+    }
+
+    fn customer(&self) -> &[u8] {
+        &self.buf[self.customer.0..self.customer.1]
+    }
+
+    fn product(&self) -> &[u8] {
+        &self.buf[self.product.0..self.product.1]
+    }
+
+    /// Moves to the next row; false at the end of the run.
+    fn advance(&mut self) -> io::Result<bool> {
+        if self.buf.len() - self.pos < MAX_ROW
+            && let Some(file) = &mut self.file
+        {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            let have = self.buf.len();
+            self.buf.resize(have + (1 << 16), 0);
+            let mut filled = have;
+            while filled < have + MAX_ROW {
+                let n = file.read(&mut self.buf[filled..])?;
+                if n == 0 {
+                    self.file = None;
+                    break;
+                }
+                filled += n;
+            }
+            self.buf.truncate(filled);
+        }
+        let Some(row) = RunRows::new(&self.buf[self.pos..]).next() else {
+            return Ok(false);
+        };
+        let start = self.pos + 1;
+        self.customer = (start, start + row.customer_id.len());
+        let start = self.customer.1 + 1;
+        self.product = (start, start + row.favourite_product.len());
+        self.streak = row.longest_streak;
+        self.key = prefix_key(row.customer_id);
+        self.pos = self.product.1 + 4;
         Ok(true)
     }
 }
 
-fn read_text(reader: &mut dyn BufRead, len: u8, into: &mut Vec<u8>) -> io::Result<()> {
-    into.resize(usize::from(len), 0);
-    reader.read_exact(into)
+/// A binary min-heap over `items` ordered by `before`, with the one operation a k-way merge
+/// needs besides `pop`: re-sifting the top after it has advanced.
+struct MinHeap<T, F> {
+    items: Vec<T>,
+    before: F,
+}
+
+impl<T, F: Fn(&T, &T) -> bool> MinHeap<T, F> {
+    fn new(items: Vec<T>, before: F) -> Self {
+        let mut heap = MinHeap { items, before };
+        for i in (0..heap.items.len() / 2).rev() {
+            heap.sift_down(i);
+        }
+        heap
+    }
+
+    fn top_mut(&mut self) -> Option<&mut T> {
+        self.items.first_mut()
+    }
+
+    fn top_changed(&mut self) {
+        self.sift_down(0);
+    }
+
+    fn pop(&mut self) {
+        if !self.items.is_empty() {
+            self.items.swap_remove(0);
+            self.sift_down(0);
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.items.len();
+        loop {
+            let (left, right) = (2 * i + 1, 2 * i + 2);
+            let mut least = i;
+            if left < n && (self.before)(&self.items[left], &self.items[least]) {
+                least = left;
+            }
+            if right < n && (self.before)(&self.items[right], &self.items[least]) {
+                least = right;
+            }
+            if least == i {
+                return;
+            }
+            self.items.swap(i, least);
+            i = least;
+        }
+    }
 }
 
 /// Writes one CSV field, quoted as RFC 4180 asks when it holds a comma, a quote or a line end.
