@@ -1,9 +1,11 @@
 //! Hash partitioning by customer: every record of one customer lands in the same partition, so
 //! partitions can be reduced independently and in parallel.
 //!
-//! Each worker encodes records into its own per-partition buffers (no locks, no per-row
-//! allocation) and hands a buffer to the shared [`PartitionStore`] when it reaches the block
-//! size. The store keeps blocks in memory while the total fits its budget; beyond it, the
+//! Each worker folds consecutive records of one customer into a *group* — units summed per
+//! product, distinct days — and encodes groups into its own per-partition buffers (no locks, no
+//! per-row allocation), handing a buffer to the shared [`PartitionStore`] when it reaches the block
+//! size. Transaction files list a basket's rows together, so a group usually stands for several
+//! rows: less to hash, to store, to spill and to reduce. The store keeps blocks in memory while the total fits its budget; beyond it, the
 //! partition that receives a block is moved to its spill file. The hash is ahash with fixed seeds,
 //! so a given input always partitions the same way.
 
@@ -48,49 +50,181 @@ impl Partitioner {
     }
 }
 
-/// Appends `record` in the compact partition encoding:
-/// `len(customer) u8, customer, len(product) u8, product, day i32 LE, units i32 LE`.
+/// Most products or days one group holds before a new group is started.
+const GROUP_LIMIT: usize = 255;
+
+/// Appends a group in the partition encoding:
+/// `len u8, customer, n u8, n × (len u8, product, total as zigzag LEB128), m u8, m × day i32 LE`.
 /// Text fields are at most 255 bytes (checked by the parser), so one length byte suffices.
-#[inline]
-pub fn encode_record(buf: &mut Vec<u8>, record: &Record<'_>) {
-    buf.push(record.customer.len() as u8);
-    buf.extend_from_slice(record.customer);
-    buf.push(record.product.len() as u8);
-    buf.extend_from_slice(record.product);
-    buf.extend_from_slice(&record.day.to_le_bytes());
-    buf.extend_from_slice(&record.units.to_le_bytes());
-}
-
-/// Iterates the records of a block written by [`encode_record`].
-pub struct EncodedRecords<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> EncodedRecords<'a> {
-    /// Records of `bytes`, which holds whole records.
-    pub fn new(bytes: &'a [u8]) -> Self {
-        EncodedRecords { bytes }
+pub fn encode_group<'p>(
+    buf: &mut Vec<u8>,
+    customer: &[u8],
+    products: impl ExactSizeIterator<Item = (&'p [u8], i64)>,
+    days: &[i32],
+) {
+    buf.push(customer.len() as u8);
+    buf.extend_from_slice(customer);
+    buf.push(products.len() as u8);
+    for (product, total) in products {
+        buf.push(product.len() as u8);
+        buf.extend_from_slice(product);
+        let mut v = ((total << 1) ^ (total >> 63)) as u64;
+        while v >= 0x80 {
+            buf.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        buf.push(v as u8);
+    }
+    buf.push(days.len() as u8);
+    for day in days {
+        buf.extend_from_slice(&day.to_le_bytes());
     }
 }
 
-impl<'a> Iterator for EncodedRecords<'a> {
-    type Item = Record<'a>;
+/// Appends one record as a group of its own.
+pub fn encode_record(buf: &mut Vec<u8>, record: &Record<'_>) {
+    encode_group(
+        buf,
+        record.customer,
+        std::iter::once((record.product, i64::from(record.units))),
+        &[record.day],
+    );
+}
 
-    #[inline]
-    fn next(&mut self) -> Option<Record<'a>> {
-        let (&clen, rest) = self.bytes.split_first()?;
-        let (customer, rest) = rest.split_at(clen as usize);
-        let (&plen, rest) = rest.split_first().expect("whole records");
-        let (product, rest) = rest.split_at(plen as usize);
-        let (day, rest) = rest.split_first_chunk::<4>().expect("whole records");
-        let (units, rest) = rest.split_first_chunk::<4>().expect("whole records");
-        self.bytes = rest;
-        Some(Record {
-            customer,
-            product,
-            day: i32::from_le_bytes(*day),
-            units: i32::from_le_bytes(*units),
+/// One decoded group: a customer, product totals and days, borrowed from a block.
+#[derive(Clone, Copy, Debug)]
+pub struct Group<'a> {
+    /// The customer.
+    pub customer: &'a [u8],
+    product_count: u8,
+    products: &'a [u8],
+    days: &'a [u8],
+}
+
+impl<'a> Group<'a> {
+    /// The products with their summed units.
+    pub fn products(&self) -> impl Iterator<Item = (&'a [u8], i64)> + use<'a> {
+        let mut bytes = self.products;
+        (0..self.product_count).map(move |_| {
+            let (product, rest, total) = read_product(bytes);
+            bytes = rest;
+            (product, total)
         })
+    }
+
+    /// The distinct days.
+    pub fn days(&self) -> impl Iterator<Item = i32> + use<'a> {
+        self.days
+            .chunks_exact(4)
+            .map(|d| i32::from_le_bytes(d.try_into().expect("four bytes")))
+    }
+}
+
+fn read_product(bytes: &[u8]) -> (&[u8], &[u8], i64) {
+    let (&len, rest) = bytes.split_first().expect("whole groups");
+    let (product, mut rest) = rest.split_at(usize::from(len));
+    let (mut v, mut shift) = (0u64, 0);
+    loop {
+        let (&b, more) = rest.split_first().expect("whole groups");
+        rest = more;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    let total = ((v >> 1) as i64) ^ -((v & 1) as i64);
+    (product, rest, total)
+}
+
+/// Iterates the groups of a block written by [`encode_group`].
+pub struct EncodedGroups<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> EncodedGroups<'a> {
+    /// Groups of `bytes`, which holds whole groups.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        EncodedGroups { bytes }
+    }
+}
+
+impl<'a> Iterator for EncodedGroups<'a> {
+    type Item = Group<'a>;
+
+    fn next(&mut self) -> Option<Group<'a>> {
+        let (&clen, rest) = self.bytes.split_first()?;
+        let (customer, rest) = rest.split_at(usize::from(clen));
+        let (&product_count, start) = rest.split_first().expect("whole groups");
+        let mut rest = start;
+        for _ in 0..product_count {
+            rest = read_product(rest).1;
+        }
+        let products = &start[..start.len() - rest.len()];
+        let (&day_count, rest) = rest.split_first().expect("whole groups");
+        let (days, rest) = rest.split_at(4 * usize::from(day_count));
+        self.bytes = rest;
+        Some(Group {
+            customer,
+            product_count,
+            products,
+            days,
+        })
+    }
+}
+
+/// The records of one customer seen in a row, being folded into a group.
+#[derive(Default)]
+struct PendingGroup {
+    customer: Vec<u8>,
+    /// Product texts, back to back; `products` holds (start, length, total).
+    product_bytes: Vec<u8>,
+    products: Vec<(usize, usize, i64)>,
+    days: Vec<i32>,
+}
+
+impl PendingGroup {
+    /// Folds a record of this group's customer in; false when the group is full or a total
+    /// would overflow (the caller then starts a new group).
+    fn add(&mut self, product: &[u8], units: i32, day: i32) -> bool {
+        if self.products.len() == GROUP_LIMIT || self.days.len() == GROUP_LIMIT {
+            return false;
+        }
+        let bytes = &self.product_bytes;
+        match self
+            .products
+            .iter_mut()
+            .find(|(s, l, _)| &bytes[*s..*s + *l] == product)
+        {
+            Some((_, _, total)) => match total.checked_add(i64::from(units)) {
+                Some(sum) => *total = sum,
+                None => return false,
+            },
+            None => {
+                self.products
+                    .push((self.product_bytes.len(), product.len(), i64::from(units)));
+                self.product_bytes.extend_from_slice(product);
+            }
+        }
+        if !self.days.contains(&day) {
+            self.days.push(day);
+        }
+        true
+    }
+
+    fn encode(&self, buf: &mut Vec<u8>) {
+        let products = self
+            .products
+            .iter()
+            .map(|&(s, l, total)| (&self.product_bytes[s..s + l], total));
+        encode_group(buf, &self.customer, products, &self.days);
+    }
+
+    fn clear(&mut self) {
+        self.customer.clear();
+        self.product_bytes.clear();
+        self.products.clear();
+        self.days.clear();
     }
 }
 
@@ -151,6 +285,7 @@ pub struct PartitionWriter<'s, 'd> {
     partitioner: Partitioner,
     buffers: Vec<Vec<u8>>,
     block_size: usize,
+    pending: PendingGroup,
 }
 
 impl<'s, 'd> PartitionWriter<'s, 'd> {
@@ -161,24 +296,45 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
             store,
             partitioner,
             block_size,
+            pending: PendingGroup::default(),
         }
     }
 
-    /// Adds one record to its partition's buffer.
+    /// Adds one record: to the pending group when it is the same customer's, else to a new one.
     #[inline]
     pub fn push(&mut self, record: &Record<'_>) -> Result<()> {
-        let index = self.partitioner.partition_of(record.customer);
+        if self.pending.customer != record.customer {
+            self.flush_group()?;
+            self.pending.customer.extend_from_slice(record.customer);
+        }
+        if !self.pending.add(record.product, record.units, record.day) {
+            self.flush_group()?;
+            self.pending.customer.extend_from_slice(record.customer);
+            let added = self.pending.add(record.product, record.units, record.day);
+            debug_assert!(added, "an empty group takes any record");
+        }
+        Ok(())
+    }
+
+    /// Encodes the pending group into its partition's buffer.
+    fn flush_group(&mut self) -> Result<()> {
+        if self.pending.customer.is_empty() {
+            return Ok(()); // customers are never empty: nothing is pending
+        }
+        let index = self.partitioner.partition_of(&self.pending.customer);
         let buffer = &mut self.buffers[index];
-        encode_record(buffer, record);
+        self.pending.encode(buffer);
+        self.pending.clear();
         if buffer.len() >= self.block_size {
-            let block = std::mem::replace(buffer, Vec::with_capacity(self.block_size + 600));
+            let block = std::mem::replace(buffer, Vec::with_capacity(self.block_size + 1024));
             self.store.accept(index, block)?;
         }
         Ok(())
     }
 
-    /// Hands every non-empty buffer to the store.
-    pub fn finish(self) -> Result<()> {
+    /// Hands the pending group and every non-empty buffer to the store.
+    pub fn finish(mut self) -> Result<()> {
+        self.flush_group()?;
         for (index, buffer) in self.buffers.into_iter().enumerate() {
             if !buffer.is_empty() {
                 self.store.accept(index, buffer)?;
@@ -193,27 +349,85 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_round_trip() {
-        let records = [
-            Record {
-                customer: b"0023938",
-                product: b"PURA250",
-                day: 15_000,
-                units: -5,
-            },
-            Record {
-                customer: &[b'x'; 255],
-                product: b"p",
-                day: i32::MIN,
-                units: i32::MAX,
-            },
-        ];
+    fn groups_round_trip() {
         let mut buf = Vec::new();
-        for r in &records {
-            encode_record(&mut buf, r);
+        let long = [b'x'; 255];
+        let products: [(&[u8], i64); 3] = [(b"PURA250", -5), (&long, i64::MAX), (b"p", i64::MIN)];
+        encode_group(
+            &mut buf,
+            b"0023938",
+            products.iter().copied(),
+            &[15_000, i32::MIN],
+        );
+        encode_record(
+            &mut buf,
+            &Record {
+                customer: &long,
+                product: b"q",
+                day: 1,
+                units: 300,
+            },
+        );
+        let groups: Vec<Group> = EncodedGroups::new(&buf).collect();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].customer, b"0023938");
+        assert_eq!(groups[0].products().collect::<Vec<_>>(), products);
+        assert_eq!(groups[0].days().collect::<Vec<_>>(), [15_000, i32::MIN]);
+        assert_eq!(groups[1].customer, &long);
+        assert_eq!(groups[1].products().collect::<Vec<_>>(), [(&b"q"[..], 300)]);
+    }
+
+    #[test]
+    fn consecutive_records_of_a_customer_fold_into_one_group() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = SpillDir::create(parent.path()).unwrap();
+        let store = PartitionStore::new(1, usize::MAX, &dir);
+        let mut writer = PartitionWriter::new(&store, Partitioner::new(1), 1 << 20);
+        let record = |customer: &'static str, product: &'static str, day, units| Record {
+            customer: customer.as_bytes(),
+            product: product.as_bytes(),
+            day,
+            units,
+        };
+        for r in [
+            record("a", "P", 1, 5),
+            record("a", "Q", 1, 1),
+            record("a", "P", 2, i32::MAX),
+            record("b", "P", 1, 1),
+            record("a", "P", 3, 1),
+        ] {
+            writer.push(&r).unwrap();
         }
-        let back: Vec<Record> = EncodedRecords::new(&buf).collect();
-        assert_eq!(back, records);
+        // 300 distinct days: the group is split at 255.
+        for day in 0..300 {
+            writer.push(&record("c", "P", day, 1)).unwrap();
+        }
+        writer.finish().unwrap();
+        let blocks = store
+            .into_partitions()
+            .pop()
+            .unwrap()
+            .into_blocks()
+            .unwrap();
+        let groups: Vec<Group> = EncodedGroups::new(&blocks[0]).collect();
+        type Summary<'a> = (&'a [u8], Vec<(&'a [u8], i64)>, usize);
+        let summary: Vec<Summary> = groups
+            .iter()
+            .map(|g| (g.customer, g.products().collect(), g.days().count()))
+            .collect();
+        assert_eq!(
+            summary[0],
+            (
+                &b"a"[..],
+                vec![(&b"P"[..], 5 + i64::from(i32::MAX)), (&b"Q"[..], 1)],
+                2
+            )
+        );
+        assert_eq!(summary[1], (&b"b"[..], vec![(&b"P"[..], 1)], 1));
+        assert_eq!(summary[2], (&b"a"[..], vec![(&b"P"[..], 1)], 1));
+        assert_eq!(summary[3].2, 255);
+        assert_eq!(summary[4].2, 45);
+        assert_eq!(summary.len(), 5);
     }
 
     #[test]

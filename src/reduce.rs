@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::partition::EncodedRecords;
+use crate::partition::EncodedGroups;
 
 /// One output row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,14 +21,6 @@ pub struct CustomerRow<'a> {
     pub longest_streak: i32,
 }
 
-/// A partition's records as numbers: customer and product interned to dense ids.
-#[derive(Clone, Copy, Default)]
-struct Tuple {
-    product: u32,
-    day: i32,
-    units: i32,
-}
-
 /// A reduced partition.
 pub struct Run {
     /// Rows in the run encoding, sorted by customer.
@@ -37,76 +29,54 @@ pub struct Run {
     pub rows: u64,
 }
 
-/// Reduces the records in `blocks` (whole records of one partition) into a sorted run.
+/// Reduces the groups in `blocks` (whole groups of one partition) into a sorted run.
 ///
-/// Customers and products are interned to dense ids (the only hashing), the records are grouped
-/// by customer with a counting sort (two linear passes), and each customer's few products and
-/// days are then summed and scanned in small reused buffers. Partitions are sized to stay in
-/// cache, so none of this goes to main memory more than once.
+/// Customers and products are interned to dense ids (the only hashing); product totals and days
+/// are gathered by customer with counting sorts (two linear passes each), and each customer's few
+/// products and days are then summed and scanned in small reused buffers. Partitions are sized to
+/// stay in cache, so none of this goes to main memory more than once.
 pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
     let estimate: usize = blocks.iter().map(|b| b.len() / 24).sum();
     let mut customers = Interner::with_capacity(estimate / 4 + 16);
     let mut products = Interner::with_capacity(64);
-    let mut counts: Vec<u32> = Vec::with_capacity(estimate / 4 + 16);
-    let mut tuples: Vec<(u32, Tuple)> = Vec::with_capacity(estimate);
+    let mut totals_by: ByCustomer<(u32, i64)> = ByCustomer::with_capacity(estimate);
+    let mut days_by: ByCustomer<i32> = ByCustomer::with_capacity(estimate);
     for block in blocks {
-        for record in EncodedRecords::new(block) {
-            let customer = customers.id(record.customer);
-            if customer as usize == counts.len() {
-                counts.push(0);
+        for group in EncodedGroups::new(block) {
+            let customer = customers.id(group.customer);
+            for (product, total) in group.products() {
+                totals_by.push(customer, (products.id(product), total));
             }
-            counts[customer as usize] += 1;
-            tuples.push((
-                customer,
-                Tuple {
-                    product: products.id(record.product),
-                    day: record.day,
-                    units: record.units,
-                },
-            ));
+            for day in group.days() {
+                days_by.push(customer, day);
+            }
         }
     }
     let (customers, products) = (customers.keys, products.keys);
-
-    // Group by customer: counts become start offsets, then each tuple goes to its place.
-    let mut starts = Vec::with_capacity(counts.len() + 1);
-    let mut total = 0u32;
-    for &n in &counts {
-        starts.push(total);
-        total += n;
-    }
-    starts.push(total);
-    let mut grouped = vec![Tuple::default(); tuples.len()];
-    let mut next = starts.clone();
-    for (customer, tuple) in tuples {
-        let slot = &mut next[customer as usize];
-        grouped[*slot as usize] = tuple;
-        *slot += 1;
-    }
+    let (totals_by, days_by) = (
+        totals_by.grouped(customers.len()),
+        days_by.grouped(customers.len()),
+    );
 
     let mut totals: Vec<(u32, i64)> = Vec::new();
     let mut days: Vec<i32> = Vec::new();
     let mut named: Vec<(&[u8], i64)> = Vec::new();
     let mut rows: Vec<CustomerRow<'_>> = Vec::with_capacity(customers.len());
     for (id, &customer_id) in customers.iter().enumerate() {
-        let group = &grouped[starts[id] as usize..starts[id + 1] as usize];
         totals.clear();
-        days.clear();
-        for t in group {
-            match totals.iter_mut().find(|(p, _)| *p == t.product) {
-                Some((_, total)) => {
-                    *total =
-                        total
-                            .checked_add(i64::from(t.units))
-                            .ok_or_else(|| Error::Overflow {
-                                customer: String::from_utf8_lossy(customer_id).into_owned(),
-                                what: "the total units of a product",
-                            })?;
+        for &(product, total) in totals_by.of(id) {
+            match totals.iter_mut().find(|(p, _)| *p == product) {
+                Some((_, sum)) => {
+                    *sum = sum.checked_add(total).ok_or_else(|| Error::Overflow {
+                        customer: String::from_utf8_lossy(customer_id).into_owned(),
+                        what: "the total units of a product",
+                    })?;
                 }
-                None => totals.push((t.product, i64::from(t.units))),
+                None => totals.push((product, total)),
             }
-            days.push(t.day);
         }
+        days.clear();
+        days.extend_from_slice(days_by.of(id));
         named.clear();
         named.extend(
             totals
@@ -129,6 +99,62 @@ pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
         bytes,
         rows: rows.len() as u64,
     })
+}
+
+/// Values tagged with a customer id, then gathered by customer with a counting sort.
+struct ByCustomer<T> {
+    tagged: Vec<(u32, T)>,
+    counts: Vec<u32>,
+}
+
+impl<T: Copy + Default> ByCustomer<T> {
+    fn with_capacity(capacity: usize) -> Self {
+        ByCustomer {
+            tagged: Vec::with_capacity(capacity),
+            counts: Vec::with_capacity(capacity / 4),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, customer: u32, value: T) {
+        let c = customer as usize;
+        if c >= self.counts.len() {
+            self.counts.resize(c + 1, 0);
+        }
+        self.counts[c] += 1;
+        self.tagged.push((customer, value));
+    }
+
+    /// The values of every customer in `0..customers`, contiguous per customer.
+    fn grouped(self, customers: usize) -> Grouped<T> {
+        let mut starts = Vec::with_capacity(customers + 1);
+        let mut total = 0u32;
+        for c in 0..customers {
+            starts.push(total);
+            total += self.counts.get(c).copied().unwrap_or(0);
+        }
+        starts.push(total);
+        let mut values = vec![T::default(); self.tagged.len()];
+        let mut next = starts.clone();
+        for (customer, value) in self.tagged {
+            let slot = &mut next[customer as usize];
+            values[*slot as usize] = value;
+            *slot += 1;
+        }
+        Grouped { starts, values }
+    }
+}
+
+/// Values gathered by customer.
+struct Grouped<T> {
+    starts: Vec<u32>,
+    values: Vec<T>,
+}
+
+impl<T> Grouped<T> {
+    fn of(&self, customer: usize) -> &[T] {
+        &self.values[self.starts[customer] as usize..self.starts[customer + 1] as usize]
+    }
 }
 
 /// Sorts rows by customer in byte order, comparing an 8-byte big-endian prefix first (one integer

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Whole-run benchmark: custagg against DuckDB on the same generated file, several runs, medians.
+#
+#   scripts/bench.sh                # the 1 GB set: 22,000,000 rows, 2,000,000 customers
+#   RUNS=5 scripts/bench.sh
+#   BIG=1 scripts/bench.sh          # also the 10 GB out-of-core run (200 M rows, 20 M customers)
+#
+# Needs the duckdb Python package (pip install duckdb) and /usr/bin/time. Data sets are made with
+# `custagg generate` into data/bench/ when missing. Every tool computes the same result (checked
+# with cmp against custagg's output); wc -l on the same file is the floor of reading it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+DATA=${DATA:-data/bench}
+mkdir -p "$DATA"
+OUT=$(mktemp -d /tmp/custagg-bench-XXXXXX)
+trap 'rm -rf "$OUT"' EXIT
+
+python3 -c 'import duckdb' 2>/dev/null || { echo "needs the duckdb Python package: pip install duckdb" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package time)" >&2; exit 1; }
+cargo build --release --quiet
+BIN=$PWD/target/release/custagg
+
+dataset() { # rows customers name
+    local file="$DATA/$3.csv"
+    [ -f "$file" ] || "$BIN" generate --rows "$1" --customers "$2" --seed 1 --out "$file" >&2
+    echo "$file"
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
+
+# run NAME COMMAND...: RUNS timed runs; records medians of wall seconds and peak RSS (KB).
+declare -A TIME RSS
+run() {
+    local name=$1; shift
+    local times=() rss=()
+    for _ in $(seq "$RUNS"); do
+        /usr/bin/time -f "%e %M" -o "$OUT/time" "$@" >/dev/null 2>"$OUT/stderr" || {
+            cat "$OUT/stderr" >&2; exit 1; }
+        read -r t m <"$OUT/time"
+        times+=("$t"); rss+=("$m")
+    done
+    TIME[$name]=$(printf '%s\n' "${times[@]}" | median)
+    RSS[$name]=$(printf '%s\n' "${rss[@]}" | median)
+}
+
+DUCKDB_SQL="
+COPY (
+  WITH t AS (
+    SELECT custId AS c, productSold AS p, CAST(transactionDate AS DATE) AS d,
+           CAST(unitsSold AS INTEGER) AS u
+    FROM read_csv(getenv('SOURCE'), delim = '|', header = true, all_varchar = true)),
+  totals AS (SELECT c, p, sum(u::BIGINT) AS s FROM t GROUP BY c, p),
+  fav AS (SELECT c, p FROM (SELECT c, p, row_number() OVER (PARTITION BY c ORDER BY s DESC, p) AS rn
+                             FROM totals) WHERE rn = 1),
+  days AS (SELECT DISTINCT c, d FROM t),
+  runs AS (SELECT c, d - CAST(row_number() OVER (PARTITION BY c ORDER BY d) AS INTEGER) AS g FROM days),
+  streak AS (SELECT c, max(n) AS s FROM (SELECT c, g, count(*) AS n FROM runs GROUP BY c, g) GROUP BY c)
+  SELECT fav.c AS customer_id, fav.p AS favourite_product, streak.s AS longest_streak
+  FROM fav JOIN streak USING (c) ORDER BY customer_id
+) TO '$OUT/duckdb.csv' (HEADER, DELIMITER ',')"
+cat >"$OUT/query.py" <<PY
+import duckdb, os
+duckdb.sql("""$DUCKDB_SQL""".replace("getenv('SOURCE')", "'" + os.environ["SOURCE"] + "'"))
+PY
+
+report() { # file bytes
+    local bytes=$2
+    printf '\n%s (%s bytes), %s runs each, medians; warm page cache\n' "$1" "$bytes" "$RUNS"
+    printf '%-34s %9s %10s %12s %16s\n' tool seconds "MB/s" "peak RSS MB" "DuckDB time / it"
+    for name in "${ORDER[@]}"; do
+        awk -v n="$name" -v t="${TIME[$name]}" -v m="${RSS[$name]}" -v b="$bytes" -v d="${TIME[duckdb]:-0}" \
+            'BEGIN {printf "%-34s %9.3f %10.0f %12.0f %16s\n", n, t, b/t/1e6, m/1024, (d>0 ? sprintf("%.1fx", d/t) : "-")}'
+    done
+}
+
+SOURCE=$(dataset 22000000 2000000 1g)
+BYTES=$(stat -c %s "$SOURCE")
+cat "$SOURCE" >/dev/null # warm the page cache
+export SOURCE
+run "wc -l (floor)" wc -l "$SOURCE"
+run "custagg" "$BIN" --quiet --source "$SOURCE" --output "$OUT/custagg.csv"
+run "custagg --threads 1" "$BIN" --quiet --threads 1 --source "$SOURCE" --output "$OUT/custagg1.csv"
+run "duckdb" python3 "$OUT/query.py"
+cmp -s "$OUT/custagg.csv" "$OUT/custagg1.csv" || { echo "custagg: --threads 1 differs" >&2; exit 1; }
+cmp -s "$OUT/custagg.csv" "$OUT/duckdb.csv" || { echo "DuckDB's result differs from custagg's" >&2; exit 1; }
+ORDER=("wc -l (floor)" "custagg" "custagg --threads 1" "duckdb")
+report "$SOURCE" "$BYTES"
+awk -v a="${TIME[custagg --threads 1]}" -v b="${TIME[custagg]}" \
+    'BEGIN {printf "speed-up from --threads 1 to --threads 2: %.2fx\n", a/b}'
+echo "all results identical (cmp)"
+
+if [ "${BIG:-0}" = 1 ]; then
+    BIG_SOURCE=$(dataset 200000000 20000000 10g)
+    BIG_BYTES=$(stat -c %s "$BIG_SOURCE")
+    ONE_GB=${TIME[custagg]}
+    RUNS=1
+    run "custagg --memory-limit 256MB" "$BIN" --quiet --memory-limit 256MB --source "$BIG_SOURCE" \
+        --output "$OUT/big-bounded.csv"
+    run "custagg (in memory)" "$BIN" --quiet --source "$BIG_SOURCE" --output "$OUT/big-memory.csv"
+    cmp -s "$OUT/big-bounded.csv" "$OUT/big-memory.csv" || { echo "10 GB: bounded run differs" >&2; exit 1; }
+    TIME[duckdb]=0
+    ORDER=("custagg --memory-limit 256MB" "custagg (in memory)")
+    report "$BIG_SOURCE" "$BIG_BYTES"
+    awk -v a="${TIME[custagg --memory-limit 256MB]}" -v b="$ONE_GB" \
+        'BEGIN {printf "10 GB bounded time / 1 GB time: %.1fx (target: at most 12x)\n", a/b}'
+    echo "bounded and in-memory outputs identical (cmp)"
+fi
