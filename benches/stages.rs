@@ -38,7 +38,7 @@ impl RowSink for Partitioned<'_, '_> {
 }
 
 fn chunks(data: &[u8], start: usize, line: u64) -> Vec<Chunk<'_>> {
-    plan_chunks(data, start, line, 1 << 20, |_| {})
+    plan_chunks(data, start, line, 1 << 20)
         .into_iter()
         .map(|spec| Chunk {
             offset: spec.range.start as u64,

@@ -50,6 +50,15 @@ pub struct Cli {
 pub enum Command {
     /// Write a deterministic synthetic transactions file in the sample's format.
     Generate(GenerateArgs),
+    /// Print a shell completion script to standard output.
+    #[command(after_help = "Example: custagg completions bash > /etc/bash_completion.d/custagg")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output.
+    #[command(after_help = "Example: custagg man > custagg.1 && man ./custagg.1")]
+    Man,
 }
 
 /// Flags of the main run.
@@ -57,18 +66,24 @@ pub enum Command {
 pub struct RunArgs {
     /// The transactions file: delimited, a header line naming custId, transactionDate,
     /// productSold and unitsSold (any order, any case; other columns are ignored).
-    #[arg(long, value_name = "PATH", required = true)]
+    #[arg(long, value_name = "PATH", env = "CUSTAGG_SOURCE", required = true)]
     pub source: Option<PathBuf>,
 
     /// Target table, `name` or `schema.name` (letters, digits and _; folded to lower case);
     /// replaced atomically at the end of the run.
-    #[arg(long, value_name = "NAME", required_unless_present = "output")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "CUSTAGG_TABLE",
+        required_unless_present = "output"
+    )]
     pub table: Option<TableName>,
 
     /// Database to load into; created when it does not exist.
     #[arg(
         long,
         value_name = "NAME",
+        env = "PGDATABASE",
         required_unless_present_any = ["output", "db_url"]
     )]
     pub database: Option<String>,
@@ -91,43 +106,68 @@ pub struct RunArgs {
 
     /// Seconds the final swap waits for a lock on the target before giving up (the table is then
     /// left as it was).
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "CUSTAGG_LOCK_TIMEOUT",
+        default_value_t = 10.0
+    )]
     pub lock_timeout: f64,
 
     /// Write the rows to this CSV file (sorted by customer_id) instead of PostgreSQL.
-    #[arg(long, value_name = "FILE.csv")]
+    #[arg(long, value_name = "FILE.csv", env = "CUSTAGG_OUTPUT")]
     pub output: Option<PathBuf>,
 
     /// Field delimiter of the source: one ASCII character, or `\t` for a tab.
-    #[arg(long, default_value = "|", value_name = "CHAR")]
+    #[arg(
+        long,
+        default_value = "|",
+        value_name = "CHAR",
+        env = "CUSTAGG_DELIMITER"
+    )]
     pub delimiter: Delimiter,
 
     /// Worker threads [default: all cores].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "CUSTAGG_THREADS",
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
     pub threads: Option<u16>,
 
     /// Memory budget for buffered records, e.g. 512MB or 2GiB (MB = 10^6, MiB = 2^20);
     /// beyond it, partitions spill to --spill-dir [default: a quarter of RAM].
-    #[arg(long, value_name = "SIZE", value_parser = parse_memory_limit)]
+    #[arg(long, value_name = "SIZE", env = "CUSTAGG_MEMORY_LIMIT", value_parser = parse_memory_limit)]
     pub memory_limit: Option<u64>,
 
     /// Directory for spill files (a private subdirectory is made and removed) [default: the
     /// system temporary directory].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "CUSTAGG_SPILL_DIR")]
     pub spill_dir: Option<PathBuf>,
 
     /// Bad rows that may be skipped (each written to --rejects); one more ends the run, exit 3.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "CUSTAGG_MAX_BAD_ROWS",
+        default_value_t = 0
+    )]
     pub max_bad_rows: u64,
 
     /// Where skipped bad rows go: CSV of line, column, reason and the record
     /// [default: <table>.rejects.csv, or <output>.rejects.csv].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "CUSTAGG_REJECTS")]
     pub rejects: Option<PathBuf>,
 
-    /// Print nothing but errors.
-    #[arg(long, short)]
+    /// Print nothing but errors: no progress bars, no summary.
+    #[arg(long, short, env = "CUSTAGG_QUIET")]
     pub quiet: bool,
+
+    /// Also write the summary as JSON to this file, for schedulers: rows read and rejected,
+    /// customers, bytes, seconds per phase, peak memory, exit status (written on failure too).
+    #[arg(long, value_name = "FILE.json", env = "CUSTAGG_REPORT")]
+    pub report: Option<PathBuf>,
 
     /// Spill every partition to disk even when it fits in memory (for tests).
     #[arg(long, hide = true)]
@@ -140,21 +180,23 @@ pub struct RunArgs {
 
 /// Flags of `custagg generate`.
 #[derive(Debug, Args)]
+#[command(after_help = "Example (about 1 GB, the benchmark set):\n  \
+    custagg generate --rows 22000000 --customers 2000000 --seed 1 --out data/1g.csv")]
 pub struct GenerateArgs {
     /// Data rows to write (the header not counted).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "CUSTAGG_ROWS")]
     pub rows: u64,
 
     /// Distinct customers; all appear when there are at least as many rows.
-    #[arg(long, value_name = "M")]
+    #[arg(long, value_name = "M", env = "CUSTAGG_CUSTOMERS")]
     pub customers: u64,
 
     /// Seed: the same seed, rows and customers give the same bytes.
-    #[arg(long, value_name = "S", default_value_t = 1)]
+    #[arg(long, value_name = "S", env = "CUSTAGG_SEED", default_value_t = 1)]
     pub seed: u64,
 
     /// The file to write (replaced atomically).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "CUSTAGG_OUT")]
     pub out: PathBuf,
 }
 

@@ -14,6 +14,7 @@ pub mod generate;
 pub mod parse;
 pub mod partition;
 pub mod pipeline;
+pub mod progress;
 pub mod reduce;
 pub mod rejects;
 pub mod sink;

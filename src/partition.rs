@@ -292,7 +292,9 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
     /// A writer into `store` that hands over blocks of about `block_size` bytes.
     pub fn new(store: &'s PartitionStore<'d>, partitioner: Partitioner, block_size: usize) -> Self {
         PartitionWriter {
-            buffers: vec![Vec::new(); partitioner.count()],
+            buffers: (0..partitioner.count())
+                .map(|_| Vec::with_capacity(block_size + 1024))
+                .collect(),
             store,
             partitioner,
             block_size,

@@ -18,12 +18,13 @@ use crate::config::Config;
 use crate::error::{BadRow, Error, Result};
 use crate::parse::{ChunkParser, Header, Record, RowSink, read_header};
 use crate::partition::{PartitionStore, PartitionWriter, Partitioner};
+use crate::progress::{Phase, Progress, peak_memory};
 use crate::reduce::{Run, reduce_partition};
 use crate::rejects::{BadRows, write_rejects};
 use crate::sink::connect::Connection;
 use crate::sink::csv::CsvSink;
 use crate::sink::postgres::{Loader, TableName};
-use crate::source::{Chunk, ChunkSpec, Source, StreamChunks, plan_chunks};
+use crate::source::{Chunk, MappedChunks, Source, StreamChunks};
 use crate::spill::SpillDir;
 
 /// What a run did, for the summary (SPEC §7).
@@ -50,10 +51,12 @@ pub struct Summary {
     pub write_time: Duration,
     /// Time the PostgreSQL COPY spent sending and finishing, overlapping the reduce.
     pub copy_time: Duration,
+    /// Peak resident memory of the process, in bytes, when known.
+    pub peak_memory: Option<u64>,
 }
 
 /// Aggregates the source of `config` into the CSV file `output`.
-pub fn run_to_csv(config: &Config, output: &Path) -> Result<Summary> {
+pub fn run_to_csv(config: &Config, output: &Path, progress: &dyn Progress) -> Result<Summary> {
     let spill = SpillDir::create(&config.spill_dir)?;
     let budget = if config.force_spill {
         0
@@ -61,11 +64,13 @@ pub fn run_to_csv(config: &Config, output: &Path) -> Result<Summary> {
         (config.memory_limit / 4) as usize
     };
     let sink = CsvSink::new(output, &spill, budget);
-    let mut summary = aggregate(config, &spill, |run| sink.accept(run))?;
+    let mut summary = aggregate(config, &spill, progress, |run| sink.accept(run))?;
     let started = Instant::now();
-    let written = sink.finish()?;
+    progress.start(Phase::Write, Some(summary.customers));
+    let written = sink.finish(progress)?;
     debug_assert_eq!(written, summary.customers);
     summary.write_time = started.elapsed();
+    summary.peak_memory = peak_memory();
     Ok(summary)
 }
 
@@ -78,13 +83,14 @@ pub fn run_to_postgres(
     connection: &Connection,
     target: &TableName,
     lock_timeout: Duration,
+    progress: &dyn Progress,
 ) -> Result<Summary> {
     let mut loader = Loader::prepare(connection, target, lock_timeout)?;
     let spill = SpillDir::create(&config.spill_dir)?;
     let (sender, receiver) = crossbeam_channel::bounded::<Run>(config.threads * 2);
     let (aggregated, copied) = std::thread::scope(|scope| {
         let copier = scope.spawn(|| loader.copy(receiver));
-        let aggregated = aggregate(config, &spill, |run| {
+        let aggregated = aggregate(config, &spill, progress, |run| {
             sender.send(run).map_err(|_| Error::Database {
                 what: target.to_string(),
                 message: "the COPY stopped".into(),
@@ -101,9 +107,11 @@ pub fn run_to_postgres(
         (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
     };
     let started = Instant::now();
-    let times = loader.finish(copied, summary.customers)?;
+    progress.start(Phase::Write, None);
+    let times = loader.finish(copied, summary.customers, progress)?;
     summary.write_time = started.elapsed();
     summary.copy_time = times.copy;
+    summary.peak_memory = peak_memory();
     Ok(summary)
 }
 
@@ -112,6 +120,7 @@ pub fn run_to_postgres(
 pub fn aggregate(
     config: &Config,
     spill: &SpillDir,
+    progress: &dyn Progress,
     on_run: impl Fn(Run) -> Result<()> + Sync,
 ) -> Result<Summary> {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -121,7 +130,8 @@ pub fn aggregate(
         .map_err(|e| Error::Usage(format!("cannot start {} threads: {e}", config.threads)))?;
     let started = Instant::now();
     let source = Source::open(&config.source)?;
-    let (header, mut feed) = open_feed(&source, config, &pool)?;
+    let (header, mut feed) = open_feed(&source, config)?;
+    progress.start(Phase::Read, source.len());
 
     let partitions = partition_count(source.len(), config.memory_limit, config.threads);
     let partitioner = Partitioner::new(partitions);
@@ -131,9 +141,16 @@ pub fn aggregate(
         (config.memory_limit / 2) as usize
     };
     let store = PartitionStore::new(partitions, store_budget, spill);
-    let block_size =
-        (config.memory_limit as usize / (8 * config.threads * partitions)).clamp(16 << 10, 1 << 20);
+    let block_size = (config.memory_limit as usize / (8 * config.threads * partitions))
+        .clamp(MIN_BLOCK as usize, 256 << 10);
     let bad_rows = BadRows::new(config.max_bad_rows);
+    log::info!(
+        "{}: {} bytes; {} threads, {partitions} partitions, blocks of {block_size} bytes, \
+         {store_budget} bytes of records kept in memory at most",
+        source.path().display(),
+        source.len().map_or("unknown".into(), |n| n.to_string()),
+        config.threads
+    );
 
     // Parse and partition.
     let failed = AtomicBool::new(false);
@@ -166,6 +183,7 @@ pub fn aggregate(
                         continue;
                     }
                     read += parser.parse(&chunk, &mut worker);
+                    progress.advance(chunk.data.len() as u64);
                     if let Cow::Borrowed(data) = &chunk.data {
                         let start = chunk.offset as usize;
                         source.release(start..start + data.len());
@@ -217,12 +235,19 @@ pub fn aggregate(
 
     // Reduce.
     let started = Instant::now();
+    progress.start(Phase::Reduce, Some(partitions as u64));
+    log::info!(
+        "read {rows_read} rows in {:.2} s; {} bytes spilled; reducing {partitions} partitions",
+        read_time.as_secs_f64(),
+        spilled_bytes
+    );
     let customers = Mutex::new(0u64);
     pool.install(|| {
         store
             .into_partitions()
             .into_par_iter()
             .try_for_each(|part| {
+                progress.advance(1);
                 let blocks = part.into_blocks()?;
                 let run = reduce_partition(&blocks)?;
                 drop(blocks);
@@ -242,18 +267,23 @@ pub fn aggregate(
         reduce_time: started.elapsed(),
         write_time: Duration::ZERO,
         copy_time: Duration::ZERO,
+        peak_memory: peak_memory(),
     })
 }
 
-/// How many partitions: enough that one partition's reduce stays in cache (a few MB of records)
-/// and fits a share of the memory budget, at least a few per thread for balance.
+/// Smallest block a worker hands to the store: smaller would mean a write per few records.
+const MIN_BLOCK: u64 = 16 << 10;
+
+/// How many partitions: enough that one partition's reduce stays in cache (a few MB of source
+/// each), at least a few per thread for balance, and few enough that every worker's buffer per
+/// partition fits a quarter of the memory budget.
 fn partition_count(source_len: Option<u64>, memory_limit: u64, threads: usize) -> usize {
-    const CACHE_SIZED: u64 = 4 << 20;
-    // A partition's reduce state is about as big as its share of the source text.
-    let per_partition = (memory_limit / (4 * threads as u64)).clamp(1 << 20, CACHE_SIZED);
+    const SOURCE_PER_PARTITION: u64 = 4 << 20;
     let len = source_len.unwrap_or(64 << 30);
-    let wanted = len.div_ceil(per_partition).next_power_of_two() as usize;
-    wanted.clamp(threads * 4, 4096)
+    let wanted = len.div_ceil(SOURCE_PER_PARTITION).next_power_of_two();
+    let buffers_fit = (memory_limit / (4 * threads as u64 * MIN_BLOCK)).max(1);
+    let most = 1u64 << buffers_fit.ilog2(); // a power of two, like `wanted`
+    (wanted.min(most).min(4096) as usize).max(threads * 4)
 }
 
 /// One worker's side of the parse: good rows into its partition buffers, bad rows to the collector.
@@ -291,7 +321,7 @@ impl RowSink for Worker<'_, '_> {
 enum Feed<'s> {
     Mapped {
         bytes: &'s [u8],
-        specs: std::vec::IntoIter<ChunkSpec>,
+        specs: MappedChunks<'s>,
     },
     Stream {
         first: Option<Chunk<'static>>,
@@ -317,29 +347,16 @@ impl<'s> Feed<'s> {
 }
 
 /// Reads the header and prepares the chunks after it.
-fn open_feed<'s>(
-    source: &'s Source,
-    config: &Config,
-    pool: &rayon::ThreadPool,
-) -> Result<(Header, Feed<'s>)> {
+fn open_feed<'s>(source: &'s Source, config: &Config) -> Result<(Header, Feed<'s>)> {
     if let Some(bytes) = source.bytes() {
         let header = read_header(source.path(), bytes, config.delimiter)?;
-        let specs = pool.install(|| {
-            plan_chunks(
-                bytes,
-                header.data_start,
-                header.data_line,
-                config.chunk_size,
-                |range| source.release(range),
-            )
-        });
-        return Ok((
-            header,
-            Feed::Mapped {
-                bytes,
-                specs: specs.into_iter(),
-            },
-        ));
+        let specs = MappedChunks::new(
+            bytes,
+            header.data_start,
+            header.data_line,
+            config.chunk_size,
+        );
+        return Ok((header, Feed::Mapped { bytes, specs }));
     }
     let mut rest = source.stream(config.chunk_size).expect("not mapped");
     let first = rest.next_chunk()?;

@@ -2,11 +2,12 @@
 //! chunks that begin and end at record boundaries.
 //!
 //! Record boundaries are found by quote parity: with RFC 4180 quoting, a line feed ends a record
-//! exactly when an even number of quote bytes stands before it. So the file is cut into pieces
-//! of `chunk_size` bytes, the quotes and line feeds of every piece are counted in parallel, and
-//! each cut is then moved forward to the first line feed at even parity. That is right even when
-//! a quoted field holds a line break across a cut, costs one fast counting pass, and needs no
-//! speculation. A quote byte inside an unquoted field breaks the parity; the parser reports such
+//! exactly when an even number of quote bytes stands before it. So each chunk runs from the end of
+//! the previous one for `chunk_size` bytes, whose quotes are counted, and the cut is then moved
+//! forward to the first line feed at even parity. That is right even when a quoted field holds a
+//! line break across a cut, costs one SIMD count per chunk, and needs no speculation. Chunks are
+//! planned lazily, just ahead of the workers, so planning overlaps parsing and touches each page
+//! only while it is about to be parsed. A quote byte inside an unquoted field breaks the parity; the parser reports such
 //! a row as a bad row that cannot be skipped (see `parse`), because what follows it is ambiguous.
 //!
 //! Memory maps live in this module only. Where mapping is impossible (a pipe, a FIFO), the file
@@ -19,7 +20,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, UncheckedAdvice};
-use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -157,61 +157,63 @@ impl Source {
     }
 }
 
-/// Cuts `data[start..]` into chunks of about `chunk_size` bytes at record boundaries.
+/// Chunks of a mapped file at record boundaries, planned one at a time just ahead of the workers.
 ///
-/// `start` must itself be a record boundary outside quotes (the end of the header), and
-/// `start_line` its physical line number.
-///
-/// `done_with` is called with each piece's range once it is counted, so a mapped source can let
-/// go of its pages before the parse touches them again.
+/// Planning a chunk counts its quotes (to know the parity at the nominal cut) and its line feeds
+/// (for line numbers) with SIMD byte counting, on pages the workers are about to read anyway.
+pub struct MappedChunks<'a> {
+    data: &'a [u8],
+    pos: usize,
+    line: u64,
+    chunk_size: usize,
+}
+
+impl<'a> MappedChunks<'a> {
+    /// Chunks of about `chunk_size` bytes of `data[start..]`. `start` must itself be a record
+    /// boundary outside quotes (the end of the header), and `start_line` its line number.
+    pub fn new(data: &'a [u8], start: usize, start_line: u64, chunk_size: usize) -> Self {
+        MappedChunks {
+            data,
+            pos: start.min(data.len()),
+            line: start_line,
+            chunk_size: chunk_size.max(1),
+        }
+    }
+}
+
+impl Iterator for MappedChunks<'_> {
+    type Item = ChunkSpec;
+
+    fn next(&mut self) -> Option<ChunkSpec> {
+        let (data, begin) = (self.data, self.pos);
+        if begin >= data.len() {
+            return None;
+        }
+        let nominal = begin.saturating_add(self.chunk_size).min(data.len());
+        let end = if nominal == data.len() {
+            nominal
+        } else {
+            let quotes = bytecount::count(&data[begin..nominal], b'"');
+            find_boundary(data, nominal, quotes % 2 == 1).unwrap_or(data.len())
+        };
+        let spec = ChunkSpec {
+            range: begin..end,
+            first_line: self.line,
+        };
+        self.line += count_newlines(&data[begin..end]);
+        self.pos = end;
+        Some(spec)
+    }
+}
+
+/// All chunks of `data[start..]` at once (see [`MappedChunks`]).
 pub fn plan_chunks(
     data: &[u8],
     start: usize,
     start_line: u64,
     chunk_size: usize,
-    done_with: impl Fn(Range<usize>) + Sync,
 ) -> Vec<ChunkSpec> {
-    let chunk_size = chunk_size.max(1);
-    let start = start.min(data.len());
-    let counts: Vec<(u64, u64)> = data[start..]
-        .par_chunks(chunk_size)
-        .enumerate()
-        .map(|(i, piece)| {
-            let counts = count_quotes_and_newlines(piece);
-            let begin = start + i * chunk_size;
-            done_with(begin..begin + piece.len());
-            counts
-        })
-        .collect();
-
-    let mut specs = Vec::with_capacity(counts.len());
-    let (mut begin, mut line) = (start, start_line);
-    let (mut quotes_before, mut newlines_before) = (0u64, 0u64);
-    for i in 1..counts.len() {
-        let (quotes, newlines) = counts[i - 1];
-        quotes_before += quotes;
-        newlines_before += newlines;
-        let nominal = start + i * chunk_size;
-        if nominal < begin {
-            continue; // a long quoted field carried the previous cut past this piece
-        }
-        let Some(end) = find_boundary(data, nominal, quotes_before % 2 == 1) else {
-            break;
-        };
-        specs.push(ChunkSpec {
-            range: begin..end,
-            first_line: line,
-        });
-        line = start_line + newlines_before + count_newlines(&data[nominal..end]);
-        begin = end;
-    }
-    if begin < data.len() {
-        specs.push(ChunkSpec {
-            range: begin..data.len(),
-            first_line: line,
-        });
-    }
-    specs
+    MappedChunks::new(data, start, start_line, chunk_size).collect()
 }
 
 /// The position just after the first line feed at or after `from` that stands outside quotes,
@@ -235,25 +237,9 @@ pub fn find_boundary(data: &[u8], from: usize, in_quotes: bool) -> Option<usize>
     }
 }
 
-/// Counts quote bytes and line feeds in one pass.
-pub fn count_quotes_and_newlines(bytes: &[u8]) -> (u64, u64) {
-    let (mut quotes, mut newlines) = (0u64, 0u64);
-    // Small blocks with narrow counters let the compiler vectorise the loop.
-    for block in bytes.chunks(255) {
-        let (mut q, mut n) = (0u8, 0u8);
-        for &b in block {
-            q += u8::from(b == b'"');
-            n += u8::from(b == b'\n');
-        }
-        quotes += u64::from(q);
-        newlines += u64::from(n);
-    }
-    (quotes, newlines)
-}
-
-/// Counts line feeds.
+/// Counts line feeds (SIMD).
 pub fn count_newlines(bytes: &[u8]) -> u64 {
-    memchr::memchr_iter(b'\n', bytes).count() as u64
+    bytecount::count(bytes, b'\n') as u64
 }
 
 /// Chunks of a source that cannot be mapped, read front to back.
@@ -313,7 +299,7 @@ impl StreamChunks<'_> {
 
 /// The position after the last line feed outside quotes in `buf`, which starts outside quotes.
 fn last_boundary(buf: &[u8]) -> Option<usize> {
-    let (total_quotes, _) = count_quotes_and_newlines(buf);
+    let total_quotes = bytecount::count(buf, b'"') as u64;
     let mut quotes_after = 0u64;
     let mut end = buf.len();
     while let Some(i) = memchr::memrchr2(b'"', b'\n', &buf[..end]) {
@@ -333,7 +319,7 @@ mod tests {
 
     /// Splits `data` with `plan_chunks` and checks that every cut is at a true record boundary.
     fn cuts(data: &[u8], chunk_size: usize) -> Vec<ChunkSpec> {
-        let specs = plan_chunks(data, 0, 1, chunk_size, |_| {});
+        let specs = plan_chunks(data, 0, 1, chunk_size);
         let mut expect = 0;
         for spec in &specs {
             assert_eq!(spec.range.start, expect, "chunks are contiguous");
@@ -410,6 +396,6 @@ mod tests {
     #[test]
     fn counts() {
         let data: Vec<u8> = (0..10_000).map(|i| [b'"', b'\n', b'x'][i % 3]).collect();
-        assert_eq!(count_quotes_and_newlines(&data), (3334, 3333));
+        assert_eq!(count_newlines(&data), 3333);
     }
 }

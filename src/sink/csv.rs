@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::reduce::{Run, RunRows, prefix_key};
 use crate::spill::SpillDir;
 
@@ -77,17 +78,17 @@ impl<'d> CsvSink<'d> {
     }
 
     /// Merges every run into the output file; returns the number of rows written.
-    pub fn finish(self) -> Result<u64> {
+    pub fn finish(self, progress: &dyn Progress) -> Result<u64> {
         let runs = self.runs.into_inner().expect("no panics while locked");
         let mut file = AtomicFile::create(&self.path, "cannot write the output file")?;
-        let written = file.write_with(|f| write_merged(runs.stored, f))?;
+        let written = file.write_with(|f| write_merged(runs.stored, f, progress))?;
         debug_assert_eq!(written, runs.rows);
         file.commit()?;
         Ok(written)
     }
 }
 
-fn write_merged(runs: Vec<StoredRun>, file: &File) -> io::Result<u64> {
+fn write_merged(runs: Vec<StoredRun>, file: &File, progress: &dyn Progress) -> io::Result<u64> {
     let mut cursors = Vec::with_capacity(runs.len());
     for run in runs {
         let mut cursor = match run {
@@ -115,6 +116,9 @@ fn write_merged(runs: Vec<StoredRun>, file: &File) -> io::Result<u64> {
         out.write_all(itoa::Buffer::new().format(top.streak).as_bytes())?;
         out.write_all(b"\n")?;
         rows += 1;
+        if rows % (1 << 16) == 0 {
+            progress.advance(1 << 16);
+        }
         if top.advance()? {
             heap.top_changed();
         } else {
@@ -313,7 +317,7 @@ mod tests {
         sink.accept(run(&["a", "c", "e"])).unwrap();
         sink.accept(run(&["B", "d"])).unwrap(); // beyond the budget: on disk
         sink.accept(run(&[])).unwrap();
-        assert_eq!(sink.finish().unwrap(), 5);
+        assert_eq!(sink.finish(&crate::progress::NoProgress).unwrap(), 5);
         let text = std::fs::read_to_string(&out).unwrap();
         let ids: Vec<&str> = text.lines().skip(1).map(|l| &l[..1]).collect();
         assert_eq!(ids, ["B", "a", "c", "d", "e"]);

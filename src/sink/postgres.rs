@@ -20,6 +20,7 @@ use crossbeam_channel::Receiver;
 use postgres::Client;
 
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::reduce::{Run, RunRows};
 use crate::sink::connect::{Connection, db_error, quote_ident};
 
@@ -290,7 +291,12 @@ impl Loader {
     }
 
     /// Checks the row count, builds the primary key, analyzes, and swaps the staging table in.
-    pub fn finish(mut self, copied: u64, expected: u64) -> Result<LoadTimes> {
+    pub fn finish(
+        mut self,
+        copied: u64,
+        expected: u64,
+        progress: &dyn Progress,
+    ) -> Result<LoadTimes> {
         if copied != expected {
             return Err(Error::Database {
                 what: self.target(),
@@ -301,6 +307,11 @@ impl Loader {
         }
         let staging = self.staging_ident();
         let started = Instant::now();
+        progress.step("building the primary key");
+        log::info!(
+            "{}: {copied} rows copied; building the primary key",
+            self.target()
+        );
         let pkey = quote_ident(&truncate_identifier(&format!("{}_pkey", self.staging)));
         self.client
             .batch_execute(&format!(
@@ -309,12 +320,14 @@ impl Loader {
             .map_err(|e| self.error("cannot build the primary key", e))?;
         self.times.primary_key = started.elapsed();
         let started = Instant::now();
+        progress.step("analyzing");
         self.client
             .batch_execute(&format!("ANALYZE {staging}"))
             .map_err(|e| self.error("cannot analyze the new rows", e))?;
         self.times.analyze = started.elapsed();
 
         let started = Instant::now();
+        progress.step("swapping the new table in");
         if self.swap()? {
             // Rows were copied into the old table, whose statistics are now stale.
             let target = self.ident(&self.table);

@@ -186,7 +186,7 @@ proptest! {
             config.force_spill = force_spill;
             config.chunk_size = chunk_size;
             config.spill_dir = dir.root().to_path_buf();
-            let summary = custagg::run_to_csv(&config, &output).unwrap();
+            let summary = custagg::run_to_csv(&config, &output, &custagg::progress::NoProgress).unwrap();
             prop_assert_eq!(summary.rows_read, rows.len() as u64);
             let got = std::fs::read_to_string(&output).unwrap();
             prop_assert_eq!(&got, &expected, "threads {} force_spill {}", threads, force_spill);

@@ -45,10 +45,16 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// The `custagg` binary, with no database variables leaking in from the environment.
+/// The `custagg` binary, with none of its environment variables leaking in from the test's.
 pub fn custagg() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_custagg"));
-    cmd.env_remove("DATABASE_URL").stdin(Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CUSTAGG_") || name.starts_with("PG") || name == "DATABASE_URL" {
+            cmd.env_remove(&*name);
+        }
+    }
+    cmd.stdin(Stdio::null());
     cmd
 }
 
