@@ -420,3 +420,110 @@ fn a_fifo_is_read_as_a_stream_with_the_same_result() {
     );
     assert!(std::fs::read(&file_out).unwrap() == std::fs::read(&fifo_out).unwrap());
 }
+
+#[test]
+fn report_json_on_success_and_on_failure() {
+    let dir = Dir::new();
+    let source = dir.write("in.csv", with_header("1|a|2011-01-01|P|1\n2|b|2011-01-02|Q|2\n"));
+    let report = dir.path("report.json");
+    let args = |source: &str| {
+        run(&[
+            "--source",
+            source,
+            "--output",
+            dir.path("out.csv").to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--quiet",
+        ])
+    };
+    let r = args(source.to_str().unwrap());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "", "--quiet prints nothing");
+    let json: serde_json::Value = serde_json::from_str(&dir.read("report.json")).unwrap();
+    assert_eq!(json["exit_status"], 0);
+    assert_eq!(json["rows_read"], 2);
+    assert_eq!(json["rows_rejected"], 0);
+    assert_eq!(json["customers"], 2);
+    assert_eq!(json["bytes"], std::fs::metadata(&source).unwrap().len());
+    assert!(json["seconds"]["read"].as_f64().unwrap() >= 0.0);
+    assert!(json["seconds"]["total"].as_f64().unwrap() > 0.0);
+    assert!(json["peak_memory_bytes"].as_u64().unwrap() > 1 << 20);
+    assert!(json["error"].is_null());
+
+    let bad = dir.write("bad.csv", with_header("1|a|2011-13-01|P|1\n"));
+    let r = args(bad.to_str().unwrap());
+    assert_eq!(r.code, 3);
+    let json: serde_json::Value = serde_json::from_str(&dir.read("report.json")).unwrap();
+    assert_eq!(json["exit_status"], 3);
+    assert!(json["error"].as_str().unwrap().contains(":2: transactionDate:"));
+    assert!(json["rows_read"].is_null());
+}
+
+#[test]
+fn help_names_every_environment_variable_and_default() {
+    let help = run(&["--help"]).stdout;
+    for needle in [
+        "[env: CUSTAGG_SOURCE=]",
+        "[env: CUSTAGG_MEMORY_LIMIT=]",
+        "[env: PGHOST=]",
+        "[default: localhost]",
+        "[env: DATABASE_URL]",
+        "[default: |]",
+        "[default: all cores]",
+        "[default: a quarter of RAM]",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+    let help = run(&["generate", "--help"]).stdout;
+    assert!(help.contains("[env: CUSTAGG_ROWS=]") && help.contains("[default: 1]"), "{help}");
+    assert!(help.contains("custagg generate --rows 22000000"), "{help}");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_same_definition() {
+    let r = run(&["completions", "bash"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("--memory-limit") && r.stdout.contains("generate"));
+    let r = run(&["man"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.starts_with(".ie") || r.stdout.contains(".TH custagg"), "{}", &r.stdout[..200]);
+    assert!(r.stdout.contains("memory\\-limit"));
+}
+
+#[test]
+fn progress_is_drawn_on_a_terminal_and_nowhere_else() {
+    // `script` gives the run a terminal and records what was drawn on it.
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed");
+        return;
+    }
+    let dir = Dir::new();
+    let source = generate(&dir, "gen.csv", 2_000_000, 200_000, 5);
+    let out = dir.path("out.csv");
+    let command = format!(
+        "{} --source {} --output {} --threads 1",
+        env!("CARGO_BIN_EXE_custagg"),
+        source.display(),
+        out.display()
+    );
+    let typescript = dir.path("typescript");
+    let status = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command])
+        .arg(&typescript)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let drawn = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(drawn.contains("read ["), "no read bar: {drawn:?}");
+    assert!(drawn.contains("/s"), "no rate: {drawn:?}");
+    assert!(drawn.contains("ETA"), "no ETA: {drawn:?}");
+    assert!(drawn.contains("2000000 rows read"), "no summary: {drawn:?}");
+
+    // Not a terminal: the summary only, no bar.
+    let r = run(&["--source", source.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    assert!(!r.stderr.contains('['), "{}", r.stderr);
+    assert!(r.stderr.contains("peak memory"), "{}", r.stderr);
+}
