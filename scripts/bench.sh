@@ -5,7 +5,7 @@
 #   RUNS=5 scripts/bench.sh
 #   BIG=1 scripts/bench.sh          # also the 10 GB out-of-core run (200 M rows, 20 M customers)
 #
-# Needs the duckdb Python package (pip install duckdb) and /usr/bin/time. Data sets are made with
+# Needs the duckdb Python package (pip install duckdb; polars too, if installed) and /usr/bin/time. Data sets are made with
 # `custagg generate` into data/bench/ when missing. Every tool computes the same result (checked
 # with cmp against custagg's output); wc -l on the same file is the floor of reading it.
 set -euo pipefail
@@ -64,6 +64,32 @@ cat >"$OUT/query.py" <<PY
 import duckdb, os
 duckdb.sql("""$DUCKDB_SQL""".replace("getenv('SOURCE')", "'" + os.environ["SOURCE"] + "'"))
 PY
+# The same result with Polars (lazy API), when it is installed.
+cat >"$OUT/polars_query.py" <<'PY'
+import os, sys
+import polars as pl
+t = pl.scan_csv(os.environ["SOURCE"], separator="|", infer_schema=False).select(
+    pl.col("custId").alias("c"),
+    pl.col("productSold").alias("p"),
+    pl.col("transactionDate").str.to_date("%Y-%m-%d").alias("d"),
+    pl.col("unitsSold").cast(pl.Int64).alias("u"),
+)
+fav = (
+    t.group_by("c", "p").agg(pl.col("u").sum().alias("s"))
+    .sort(["c", "s", "p"], descending=[False, True, False])
+    .group_by("c", maintain_order=True).first()
+    .select("c", pl.col("p").alias("favourite_product"))
+)
+streak = (
+    t.select("c", "d").unique().sort("c", "d")
+    .with_columns((pl.col("d").cast(pl.Int32) - pl.int_range(pl.len()).over("c")).alias("g"))
+    .group_by("c", "g").len()
+    .group_by("c").agg(pl.col("len").max().alias("longest_streak"))
+)
+(fav.join(streak, on="c").sort("c").rename({"c": "customer_id"})
+    .select("customer_id", "favourite_product", "longest_streak")
+    .collect().write_csv(sys.argv[1]))
+PY
 
 report() { # file bytes
     local bytes=$2
@@ -86,6 +112,13 @@ run "duckdb" python3 "$OUT/query.py"
 cmp -s "$OUT/custagg.csv" "$OUT/custagg1.csv" || { echo "custagg: --threads 1 differs" >&2; exit 1; }
 cmp -s "$OUT/custagg.csv" "$OUT/duckdb.csv" || { echo "DuckDB's result differs from custagg's" >&2; exit 1; }
 ORDER=("wc -l (floor)" "custagg" "custagg --threads 1" "duckdb")
+if python3 -c 'import polars' 2>/dev/null; then
+    run "polars" python3 "$OUT/polars_query.py" "$OUT/polars.csv"
+    cmp -s "$OUT/custagg.csv" "$OUT/polars.csv" || { echo "Polars' result differs from custagg's" >&2; exit 1; }
+    ORDER+=("polars")
+else
+    echo "(polars not installed: pip install polars to include it)" >&2
+fi
 report "$SOURCE" "$BYTES"
 awk -v a="${TIME[custagg --threads 1]}" -v b="${TIME[custagg]}" \
     'BEGIN {printf "speed-up from --threads 1 to --threads 2: %.2fx\n", a/b}'

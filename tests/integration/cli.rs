@@ -424,7 +424,10 @@ fn a_fifo_is_read_as_a_stream_with_the_same_result() {
 #[test]
 fn report_json_on_success_and_on_failure() {
     let dir = Dir::new();
-    let source = dir.write("in.csv", with_header("1|a|2011-01-01|P|1\n2|b|2011-01-02|Q|2\n"));
+    let source = dir.write(
+        "in.csv",
+        with_header("1|a|2011-01-01|P|1\n2|b|2011-01-02|Q|2\n"),
+    );
     let report = dir.path("report.json");
     let args = |source: &str| {
         run(&[
@@ -456,7 +459,12 @@ fn report_json_on_success_and_on_failure() {
     assert_eq!(r.code, 3);
     let json: serde_json::Value = serde_json::from_str(&dir.read("report.json")).unwrap();
     assert_eq!(json["exit_status"], 3);
-    assert!(json["error"].as_str().unwrap().contains(":2: transactionDate:"));
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains(":2: transactionDate:")
+    );
     assert!(json["rows_read"].is_null());
 }
 
@@ -476,7 +484,10 @@ fn help_names_every_environment_variable_and_default() {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
     let help = run(&["generate", "--help"]).stdout;
-    assert!(help.contains("[env: CUSTAGG_ROWS=]") && help.contains("[default: 1]"), "{help}");
+    assert!(
+        help.contains("[env: CUSTAGG_ROWS=]") && help.contains("[default: 1]"),
+        "{help}"
+    );
     assert!(help.contains("custagg generate --rows 22000000"), "{help}");
 }
 
@@ -487,14 +498,22 @@ fn completions_and_man_page_come_from_the_same_definition() {
     assert!(r.stdout.contains("--memory-limit") && r.stdout.contains("generate"));
     let r = run(&["man"]);
     assert_eq!(r.code, 0);
-    assert!(r.stdout.starts_with(".ie") || r.stdout.contains(".TH custagg"), "{}", &r.stdout[..200]);
+    assert!(
+        r.stdout.starts_with(".ie") || r.stdout.contains(".TH custagg"),
+        "{}",
+        &r.stdout[..200]
+    );
     assert!(r.stdout.contains("memory\\-limit"));
 }
 
 #[test]
 fn progress_is_drawn_on_a_terminal_and_nowhere_else() {
     // `script` gives the run a terminal and records what was drawn on it.
-    if std::process::Command::new("script").arg("--version").output().is_err() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIPPED: `script` (util-linux) is not installed");
         return;
     }
@@ -523,7 +542,12 @@ fn progress_is_drawn_on_a_terminal_and_nowhere_else() {
     assert!(drawn.contains("2000000 rows read"), "no summary: {drawn:?}");
 
     // Not a terminal: the summary only, no bar.
-    let r = run(&["--source", source.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    let r = run(&[
+        "--source",
+        source.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     assert!(!r.stderr.contains('['), "{}", r.stderr);
     assert!(r.stderr.contains("peak memory"), "{}", r.stderr);
 }
