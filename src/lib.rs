@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod config;
 pub mod date;
 pub mod error;
+pub mod faults;
 pub mod generate;
 pub mod parse;
 pub mod partition;

@@ -129,6 +129,7 @@ fn write_report(
         "error": error,
         "rows_read": summary.map(|s| s.rows_read),
         "rows_rejected": summary.map(|s| s.rows_rejected),
+        "rows_aggregated": summary.map(|s| s.rows_aggregated),
         "customers": summary.map(|s| s.customers),
         "bytes": summary.map(|s| s.bytes),
         "partitions": summary.map(|s| s.partitions),

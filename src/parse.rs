@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use crate::date::{DateError, parse_date};
 use crate::error::{BadRow, Error, Result};
-use crate::source::{Chunk, count_newlines};
+use crate::source::{Chunk, count_newlines, find_boundary};
 
 /// The columns a source must have, as SPEC §2 spells them (matched case-insensitively).
 pub const REQUIRED_COLUMNS: [&str; 4] = ["custId", "transactionDate", "productSold", "unitsSold"];
@@ -311,8 +311,20 @@ impl<'a> ChunkParser<'a> {
                         return rows;
                     };
                     pos = start + consumed;
-                    let at_end = chunk.is_last && pos == data.len();
-                    self.check_quoted(trim_line_end(&data[start..pos]), at_end)
+                    if data[pos - 1] == b'\r' && data.get(pos) != Some(&b'\n') && pos < data.len() {
+                        // csv-core ends a record at a bare CR; here line ends are LF or CRLF, so
+                        // the rest of the physical line belongs to this bad record.
+                        pos = find_boundary(data, pos, false).unwrap_or(data.len());
+                        Err((
+                            "record".to_string(),
+                            "a carriage return in the middle of a line (line ends are LF or CRLF)"
+                                .to_string(),
+                            false,
+                        ))
+                    } else {
+                        let at_end = chunk.is_last && pos == data.len();
+                        self.check_quoted(trim_line_end(&data[start..pos]), at_end)
+                    }
                 }
             };
             rows += 1;

@@ -256,6 +256,7 @@ impl<'d> PartitionStore<'d> {
             part.keep(block);
             return Ok(());
         }
+        crate::faults::point("spilling");
         let name = format!("partition-{index:05}");
         let freed = part.spill_memory(self.dir, &name)?;
         self.in_memory.fetch_sub(freed, Ordering::Relaxed);

@@ -34,6 +34,8 @@ pub struct Summary {
     pub rows_read: u64,
     /// Bad records skipped (written to the rejects file).
     pub rows_rejected: u64,
+    /// Good records aggregated (`rows_read = rows_aggregated + rows_rejected`).
+    pub rows_aggregated: u64,
     /// Customer rows produced.
     pub customers: u64,
     /// Bytes of the source.
@@ -184,6 +186,7 @@ pub fn aggregate(
                     }
                     read += parser.parse(&chunk, &mut worker);
                     progress.advance(chunk.data.len() as u64);
+                    crate::faults::point("reading");
                     if let Cow::Borrowed(data) = &chunk.data {
                         let start = chunk.offset as usize;
                         source.release(start..start + data.len());
@@ -247,6 +250,7 @@ pub fn aggregate(
             .into_partitions()
             .into_par_iter()
             .try_for_each(|part| {
+                crate::faults::point("reducing");
                 progress.advance(1);
                 let blocks = part.into_blocks()?;
                 let run = reduce_partition(&blocks)?;
@@ -259,6 +263,7 @@ pub fn aggregate(
     Ok(Summary {
         rows_read,
         rows_rejected: rejected.len() as u64,
+        rows_aggregated: rows_good,
         customers: customers.into_inner().expect("no panics while locked"),
         bytes: source.len().unwrap_or(0),
         partitions,

@@ -17,8 +17,10 @@ pub struct SpillDir {
 }
 
 impl SpillDir {
-    /// Creates a fresh directory under `parent`.
+    /// Creates a fresh directory under `parent`, first removing the directories that killed runs
+    /// left there (named after a process id that no longer runs).
     pub fn create(parent: &Path) -> Result<SpillDir> {
+        remove_dead_runs(parent);
         let dir = tempfile::Builder::new()
             .prefix(&format!("custagg-{}-", std::process::id()))
             .tempdir_in(parent)
@@ -35,6 +37,33 @@ impl SpillDir {
     /// Where the directory is.
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// Removes `custagg-<pid>-*` directories under `parent` whose process is gone (a run killed
+/// before it could clean up). Best effort: what cannot be removed stays.
+fn remove_dead_runs(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("custagg-"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            log::info!(
+                "removing {}, left by a run that was killed",
+                entry.path().display()
+            );
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -132,5 +161,24 @@ mod tests {
         let path = dir.path().to_path_buf();
         drop(dir);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn directories_of_dead_runs_are_removed_and_live_ones_kept() {
+        let parent = tempfile::tempdir().unwrap();
+        // Process ids above the kernel's pid_max (4194304 at most) never run.
+        let dead = parent.path().join("custagg-4194399-abc");
+        let live = parent
+            .path()
+            .join(format!("custagg-{}-xyz", std::process::id()));
+        let other = parent.path().join("custagg-notapid");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(dead.join("partition-00001"), b"x").unwrap();
+        let dir = SpillDir::create(parent.path()).unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
+        drop(dir);
     }
 }

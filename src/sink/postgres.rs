@@ -277,6 +277,7 @@ impl Loader {
                     if send(&mut buf, &mut writer).is_err() {
                         break;
                     }
+                    crate::faults::point("copy");
                 }
             }
         }
@@ -328,7 +329,10 @@ impl Loader {
 
         let started = Instant::now();
         progress.step("swapping the new table in");
-        if self.swap()? {
+        crate::faults::point("before-swap");
+        let refilled = self.swap()?;
+        crate::faults::point("after-swap");
+        if refilled {
             // Rows were copied into the old table, whose statistics are now stale.
             let target = self.ident(&self.table);
             self.client

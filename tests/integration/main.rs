@@ -3,6 +3,7 @@
 
 mod cli;
 mod engine;
+mod faults;
 mod pg;
 mod postgres;
 mod reference;
