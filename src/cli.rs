@@ -198,6 +198,10 @@ pub struct GenerateArgs {
     /// The file to write (replaced atomically).
     #[arg(long, value_name = "FILE", env = "CUSTAGG_OUT")]
     pub out: PathBuf,
+
+    /// Print nothing but errors.
+    #[arg(long, short, env = "CUSTAGG_QUIET")]
+    pub quiet: bool,
 }
 
 impl RunArgs {

@@ -66,7 +66,7 @@ fn run(cli: &Cli, progress: &dyn Progress) -> Result<(Option<Summary>, String), 
     match &cli.command {
         Some(Command::Generate(args)) => {
             let bytes = custagg::generate::generate(&args.config())?;
-            if !cli.run.quiet {
+            if !args.quiet {
                 eprintln!(
                     "custagg: wrote {} rows ({}) to {}",
                     args.rows,
