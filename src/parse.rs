@@ -313,14 +313,21 @@ impl<'a> ChunkParser<'a> {
                     pos = start + consumed;
                     if data[pos - 1] == b'\r' && data.get(pos) != Some(&b'\n') && pos < data.len() {
                         // csv-core ends a record at a bare CR; here line ends are LF or CRLF, so
-                        // the rest of the physical line belongs to this bad record.
-                        pos = find_boundary(data, pos, false).unwrap_or(data.len());
-                        Err((
-                            "record".to_string(),
-                            "a carriage return in the middle of a line (line ends are LF or CRLF)"
-                                .to_string(),
-                            false,
-                        ))
+                        // the rest of the physical line belongs to this bad record — up to the
+                        // line feed that quote parity (as the chunk planner counts it) says ends it.
+                        let head = &data[start..pos];
+                        let quoting = check_quoting(trim_line_end(head), delimiter, false);
+                        let odd = bytecount::count(head, b'"') % 2 == 1;
+                        pos = find_boundary(data, pos, odd).unwrap_or(data.len());
+                        Err(match quoting {
+                            Some((reason, true)) => ("record".to_string(), reason.to_string(), true),
+                            _ => (
+                                "record".to_string(),
+                                "a carriage return in the middle of a line (line ends are LF or CRLF)"
+                                    .to_string(),
+                                false,
+                            ),
+                        })
                     } else {
                         let at_end = chunk.is_last && pos == data.len();
                         self.check_quoted(trim_line_end(&data[start..pos]), at_end)
@@ -923,6 +930,18 @@ mod tests {
         assert_eq!(c.bad.len(), 1);
         assert!(c.bad[0].fatal && c.bad[0].reason.contains("never closed"));
         assert_eq!(c.bad[0].line, 3);
+    }
+
+    #[test]
+    fn fuzz_regression_bare_cr_after_a_stray_quote_is_fatal() {
+        // Found by `cargo fuzz run record_parser`: the bare CR hid the stray quote, and the rest
+        // of the input was read with the wrong quote parity.
+        let c = parse_all(&with_header("0\"|1\r2\"\n4"));
+        assert!(c.bad[0].fatal, "{:?}", c.bad);
+        let c = parse_all(&with_header("1|a\rb|2011-01-01|P|1\n2|c|2011-01-01|P|1\n"));
+        assert_eq!(c.bad.len(), 1);
+        assert!(!c.bad[0].fatal && c.bad[0].reason.contains("carriage return"));
+        assert_eq!(c.good.len(), 1);
     }
 
     #[test]
