@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::pg::server;
+use crate::pg::{load, server};
 use crate::util::{Dir, run};
 
 const HEADER: &str = "transactionId|custId|transactionDate|productSold|unitsSold";
@@ -207,20 +207,7 @@ fn every_class_of_bad_row_in_every_position() {
     let dir = Dir::new();
     let db = server().database("badrows");
     let good = dir.write("good.csv", file_with(b"0|keep|2011-01-01|P|1", 0).0);
-    let load = |source: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "--source",
-            source.to_str().unwrap(),
-            "--db-url",
-            server().url(),
-            "--database",
-            &db,
-            "--table",
-            "customers",
-        ];
-        args.extend_from_slice(extra);
-        run(&args)
-    };
+    let load = |source: &Path, extra: &[&str]| load(source, &db, "customers", extra);
     assert_eq!(load(&good, &[]).code, 0);
     let before = fingerprint(&db);
 

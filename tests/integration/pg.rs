@@ -11,6 +11,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+/// Runs custagg from `source` into `database`.`table` of the shared server, with extra flags.
+pub fn load(source: &Path, database: &str, table: &str, extra: &[&str]) -> crate::util::Run {
+    let mut args = vec![
+        "--source",
+        source.to_str().unwrap(),
+        "--db-url",
+        server().url(),
+        "--database",
+        database,
+        "--table",
+        table,
+    ];
+    args.extend_from_slice(extra);
+    crate::util::run(&args)
+}
+
 /// A server the tests can use.
 pub struct Server {
     /// Connection string of the server's `postgres` database.

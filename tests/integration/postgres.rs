@@ -1,29 +1,12 @@
 //! The PostgreSQL sink against a real server: known answers by SQL, re-runs, failures that leave
 //! the target as it was, locks, hostile names, missing databases, views and privileges.
 
-use std::path::Path;
 use std::time::Instant;
 
 use custagg::sink::postgres::staging_name;
 
-use crate::pg::server;
-use crate::util::{Dir, Run, run, sample};
-
-/// Runs custagg into `database`.`table` with extra flags.
-fn load(source: &Path, database: &str, table: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "--source",
-        source.to_str().unwrap(),
-        "--db-url",
-        server().url(),
-        "--database",
-        database,
-        "--table",
-        table,
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
+use crate::pg::{load, server};
+use crate::util::{Dir, run, sample};
 
 fn small_file(dir: &Dir, name: &str, rows: &str) -> std::path::PathBuf {
     dir.write(
