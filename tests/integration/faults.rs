@@ -288,3 +288,32 @@ fn every_class_of_bad_row_in_every_position() {
     assert_eq!(cases, 3 * classes().len());
     assert!(classes().len() >= 20);
 }
+
+#[test]
+fn whole_file_problems_leave_the_target_untouched() {
+    let dir = Dir::new();
+    let db = server().database("badfiles");
+    let good = dir.write("good.csv", file_with(b"0|keep|2011-01-01|P|1", 0).0);
+    assert_eq!(load(&good, &db, "customers", &[]).code, 0);
+    let before = fingerprint(&db);
+    for (what, text, needle) in [
+        ("an empty file", &b""[..], "the file is empty"),
+        (
+            "a missing column",
+            b"custId|transactionDate|productSold\nc|2011-01-01|P\n",
+            "no column `unitsSold`",
+        ),
+        (
+            "the wrong delimiter",
+            b"transactionId,custId,transactionDate,productSold,unitsSold\n1,c,2011-01-01,P,1\n",
+            "try --delimiter ','",
+        ),
+    ] {
+        let source = dir.write("bad.csv", text);
+        let r = load(&source, &db, "customers", &[]);
+        assert_eq!(r.code, 3, "{what}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{what}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{what}: {}", r.stderr);
+        assert_eq!(fingerprint(&db), before, "{what}: the target changed");
+    }
+}
