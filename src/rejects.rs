@@ -41,10 +41,11 @@ impl BadRows {
     pub fn push(&self, row: BadRow) {
         let mut rows = self.rows.lock().expect("no panics while locked");
         rows.insert(row.offset, row);
-        if let Some(decisive) = decisive(&rows, self.max) {
+        if let Some(index) = decisive(rows.values(), self.max) {
+            let offset = *rows.keys().nth(index).expect("an index of the map");
             // Rows after the decisive one are of no interest.
-            rows.split_off(&(decisive + 1));
-            self.cutoff.fetch_min(decisive, Ordering::Relaxed);
+            rows.split_off(&(offset + 1));
+            self.cutoff.fetch_min(offset, Ordering::Relaxed);
         }
     }
 
@@ -58,11 +59,7 @@ impl BadRows {
             .expect("no panics while locked")
             .into_values()
             .collect();
-        let decisive = rows
-            .iter()
-            .enumerate()
-            .position(|(i, r)| r.fatal || i as u64 == self.max);
-        let Some(index) = decisive else {
+        let Some(index) = decisive(rows.iter(), self.max) else {
             return (rows, None);
         };
         let row = Box::new(rows[index].clone());
@@ -88,12 +85,11 @@ impl BadRows {
     }
 }
 
-/// The offset of the decisive bad row, if the rows seen so far have one.
-fn decisive(rows: &BTreeMap<u64, BadRow>, max: u64) -> Option<u64> {
-    rows.values()
-        .enumerate()
-        .find(|(i, r)| r.fatal || *i as u64 == max)
-        .map(|(_, r)| r.offset)
+/// Where the decisive bad row stands among `rows` (in file order): the first that cannot be
+/// skipped, or the one past `max`.
+fn decisive<'a>(rows: impl Iterator<Item = &'a BadRow>, max: u64) -> Option<usize> {
+    rows.enumerate()
+        .position(|(i, r)| r.fatal || i as u64 == max)
 }
 
 /// Writes `rows` to `path` as CSV: `line,column,reason,record`, atomically.

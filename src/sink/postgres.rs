@@ -100,7 +100,6 @@ pub struct LoadTimes {
 /// A load in progress into one target table.
 pub struct Loader {
     client: Client,
-    database: String,
     schema: String,
     table: String,
     staging: String,
@@ -201,7 +200,6 @@ impl Loader {
         let staging = staging_name(&qualified);
         let mut loader = Loader {
             client,
-            database: connection.database().to_string(),
             schema,
             table: target.table.clone(),
             staging,
@@ -478,11 +476,6 @@ impl Loader {
         tx.commit().map_err(|e| fail("cannot commit the swap", e))?;
         self.staging_exists = false;
         Ok(refilled)
-    }
-
-    /// The database loaded into.
-    pub fn database(&self) -> &str {
-        &self.database
     }
 }
 
