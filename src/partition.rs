@@ -147,6 +147,11 @@ impl<'a> EncodedGroups<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
         EncodedGroups { bytes }
     }
+
+    /// Bytes not yet iterated.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len()
+    }
 }
 
 impl<'a> Iterator for EncodedGroups<'a> {

@@ -1,11 +1,9 @@
 //! Reduce: one partition's records into its final customer rows, sorted by customer.
 //!
-//! All records of a customer are in one partition, so a partition is reduced alone: a hash map
-//! from customer to its product totals and purchase days, keyed by slices of the partition's own
-//! buffers (no copy of any text). The finished rows go out as a *run*: the rows sorted by
+//! All records of a customer are in one partition, so a partition is reduced alone: its groups
+//! are sorted by customer and each customer's adjacent groups are summed, reading the text in the
+//! partition's own buffers (no copy). The finished rows go out as a *run*: the rows sorted by
 //! `customer_id` in byte order, in a compact encoding that sinks merge or stream.
-
-use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::partition::EncodedGroups;
@@ -31,197 +29,130 @@ pub struct Run {
 
 /// Reduces the groups in `blocks` (whole groups of one partition) into a sorted run.
 ///
-/// Customers and products are interned to dense ids (the only hashing); product totals and days
-/// are gathered by customer with counting sorts (two linear passes each), and each customer's few
-/// products and days are then summed and scanned in small reused buffers. Partitions are sized to
-/// stay in cache, so none of this goes to main memory more than once.
+/// No hashing: every group is indexed by its customer's 8-byte [`prefix_key`] and its place in
+/// the blocks, the index is sorted (integer keys; customers longer than eight bytes that share a
+/// prefix are put in byte order after), and then each customer's groups are adjacent: their
+/// product totals and days are gathered in small reused buffers and the row is encoded at once,
+/// already in output order. Partitions are sized to stay in cache, so the random reads of the
+/// gathering pass do not go to main memory.
 pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
-    let estimate: usize = blocks.iter().map(|b| b.len() / 24).sum();
-    let mut customers = Interner::with_capacity(estimate / 4 + 16);
-    let mut products = Interner::with_capacity(64);
-    let mut totals_by: ByCustomer<(u32, i64)> = ByCustomer::with_capacity(estimate);
-    let mut days_by: ByCustomer<i32> = ByCustomer::with_capacity(estimate);
-    for block in blocks {
-        for group in EncodedGroups::new(block) {
-            let customer = customers.id(group.customer);
-            for (product, total) in group.products() {
-                totals_by.push(customer, (products.id(product), total));
-            }
-            for day in group.days() {
-                days_by.push(customer, day);
-            }
+    let mut index: Vec<u128> = Vec::with_capacity(blocks.iter().map(|b| b.len() / 16).sum());
+    for (b, block) in blocks.iter().enumerate() {
+        let mut groups = EncodedGroups::new(block);
+        let mut offset = 0;
+        while let Some(group) = groups.next() {
+            let loc = ((b as u64) << LOC_OFFSET_BITS) | offset as u64;
+            index.push((u128::from(prefix_key(group.customer)) << 64) | u128::from(loc));
+            offset = block.len() - groups.remaining();
         }
     }
-    let (customers, products) = (customers.keys, products.keys);
-    let (totals_by, days_by) = (
-        totals_by.grouped(customers.len()),
-        days_by.grouped(customers.len()),
-    );
+    index.sort_unstable();
+    let group_at = |entry: u128| {
+        let loc = entry as u64;
+        let block = &blocks[(loc >> LOC_OFFSET_BITS) as usize];
+        let offset = (loc & ((1 << LOC_OFFSET_BITS) - 1)) as usize;
+        EncodedGroups::new(&block[offset..])
+            .next()
+            .expect("the index points at groups")
+    };
+    // Equal keys stand for one customer unless one of them is longer than eight bytes: then order
+    // those by their bytes (the sort kept equal keys together, but in order of place).
+    let mut i = 0;
+    while i < index.len() {
+        let key = index[i] >> 64;
+        let j = i + index[i..].partition_point(|e| e >> 64 == key);
+        if j - i > 1 && index[i..j].iter().any(|&e| group_at(e).customer.len() > 8) {
+            index[i..j].sort_by(|&a, &b| group_at(a).customer.cmp(group_at(b).customer));
+        }
+        i = j;
+    }
 
-    let mut totals: Vec<(u32, i64)> = Vec::new();
+    let mut bytes = Vec::with_capacity(index.len() * 8);
+    let mut rows = 0u64;
+    let mut totals: Vec<(u64, &[u8], i64)> = Vec::new();
     let mut days: Vec<i32> = Vec::new();
-    let mut named: Vec<(&[u8], i64)> = Vec::new();
-    let mut rows: Vec<CustomerRow<'_>> = Vec::with_capacity(customers.len());
-    for (id, &customer_id) in customers.iter().enumerate() {
+    let mut i = 0;
+    while i < index.len() {
+        let first = group_at(index[i]);
+        let customer_id = first.customer;
         totals.clear();
-        for &(product, total) in totals_by.of(id) {
-            match totals.iter_mut().find(|(p, _)| *p == product) {
-                Some((_, sum)) => {
-                    *sum = sum.checked_add(total).ok_or_else(|| Error::Overflow {
-                        customer: String::from_utf8_lossy(customer_id).into_owned(),
-                        what: "the total units of a product",
-                    })?;
+        days.clear();
+        let mut group = first;
+        loop {
+            for (product, total) in group.products() {
+                let key = prefix_key(product);
+                let long = product.len() > 8;
+                let same = |&(k, p, _): &(u64, &[u8], i64)| {
+                    k == key && ((!long && p.len() <= 8) || p == product)
+                };
+                match totals.iter_mut().find(|t| same(t)) {
+                    Some((_, _, sum)) => {
+                        *sum = sum.checked_add(total).ok_or_else(|| Error::Overflow {
+                            customer: String::from_utf8_lossy(customer_id).into_owned(),
+                            what: "the total units of a product",
+                        })?;
+                    }
+                    None => totals.push((key, product, total)),
                 }
-                None => totals.push((product, total)),
+            }
+            days.extend(group.days());
+            i += 1;
+            if i == index.len() || index[i] >> 64 != index[i - 1] >> 64 {
+                break;
+            }
+            group = group_at(index[i]);
+            if (customer_id.len() > 8 || group.customer.len() > 8) && group.customer != customer_id
+            {
+                break;
             }
         }
-        days.clear();
-        days.extend_from_slice(days_by.of(id));
-        named.clear();
-        named.extend(
-            totals
-                .iter()
-                .map(|&(p, total)| (products[p as usize], total)),
-        );
-        rows.push(CustomerRow {
+        let row = CustomerRow {
             customer_id,
-            favourite_product: favourite_product(&named),
+            favourite_product: favourite(&totals),
             longest_streak: longest_streak(&mut days),
-        });
+        };
+        encode_row(&mut bytes, &row);
+        rows += 1;
     }
-    sort_by_customer(&mut rows);
-
-    let mut bytes = Vec::with_capacity(rows.len() * 20);
-    for row in &rows {
-        encode_row(&mut bytes, row);
-    }
-    Ok(Run {
-        bytes,
-        rows: rows.len() as u64,
-    })
+    Ok(Run { bytes, rows })
 }
 
-/// Values tagged with a customer id, then gathered by customer with a counting sort.
-struct ByCustomer<T> {
-    tagged: Vec<(u32, T)>,
-    counts: Vec<u32>,
-}
+/// Bits of an index entry's place that hold the offset in its block (the rest: the block).
+const LOC_OFFSET_BITS: u32 = 40;
 
-impl<T: Copy + Default> ByCustomer<T> {
-    fn with_capacity(capacity: usize) -> Self {
-        ByCustomer {
-            tagged: Vec::with_capacity(capacity),
-            counts: Vec::with_capacity(capacity / 4),
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, customer: u32, value: T) {
-        let c = customer as usize;
-        if c >= self.counts.len() {
-            self.counts.resize(c + 1, 0);
-        }
-        self.counts[c] += 1;
-        self.tagged.push((customer, value));
-    }
-
-    /// The values of every customer in `0..customers`, contiguous per customer.
-    fn grouped(self, customers: usize) -> Grouped<T> {
-        let mut starts = Vec::with_capacity(customers + 1);
-        let mut total = 0u32;
-        for c in 0..customers {
-            starts.push(total);
-            total += self.counts.get(c).copied().unwrap_or(0);
-        }
-        starts.push(total);
-        let mut values = vec![T::default(); self.tagged.len()];
-        let mut next = starts.clone();
-        for (customer, value) in self.tagged {
-            let slot = &mut next[customer as usize];
-            values[*slot as usize] = value;
-            *slot += 1;
-        }
-        Grouped { starts, values }
-    }
-}
-
-/// Values gathered by customer.
-struct Grouped<T> {
-    starts: Vec<u32>,
-    values: Vec<T>,
-}
-
-impl<T> Grouped<T> {
-    fn of(&self, customer: usize) -> &[T] {
-        &self.values[self.starts[customer] as usize..self.starts[customer + 1] as usize]
-    }
-}
-
-/// Sorts rows by customer in byte order, comparing an 8-byte big-endian prefix first (one integer
-/// comparison settles most pairs) and the whole bytes only on equal prefixes.
-fn sort_by_customer(rows: &mut [CustomerRow<'_>]) {
-    let mut keyed: Vec<(u64, CustomerRow<'_>)> = rows
+/// [`favourite_product`] of totals tagged with their products' prefix keys.
+fn favourite<'a>(totals: &[(u64, &'a [u8], i64)]) -> &'a [u8] {
+    totals
         .iter()
-        .map(|r| (prefix_key(r.customer_id), *r))
-        .collect();
-    keyed.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| a.1.customer_id.cmp(b.1.customer_id))
-    });
-    for (row, (_, sorted)) in rows.iter_mut().zip(keyed) {
-        *row = sorted;
-    }
+        .max_by(|a, b| {
+            a.2.cmp(&b.2)
+                .then_with(|| b.0.cmp(&a.0))
+                .then_with(|| b.1.cmp(a.1))
+        })
+        .map(|&(_, product, _)| product)
+        .expect("a customer has at least one record")
 }
 
 /// The first eight bytes, zero-padded, as a big-endian integer: integer order is byte order for
 /// them, and for text of at most eight bytes without NUL (which the parser guarantees) the key is
 /// unique.
+///
+/// Short texts are read as two overlapping loads of the largest width that fits (no byte loop,
+/// no copy through memory).
 #[inline]
 pub fn prefix_key(bytes: &[u8]) -> u64 {
-    let mut key = [0u8; 8];
-    let n = bytes.len().min(8);
-    key[..n].copy_from_slice(&bytes[..n]);
-    u64::from_be_bytes(key)
-}
-
-/// Dense ids for the distinct strings of a partition. Strings of up to eight bytes (most ids and
-/// product codes) are looked up by their integer [`prefix_key`], which hashes and compares
-/// without touching the bytes again; longer ones by their bytes.
-struct Interner<'a> {
-    short: HashMap<u64, u32, ahash::RandomState>,
-    long: HashMap<&'a [u8], u32, ahash::RandomState>,
-    keys: Vec<&'a [u8]>,
-    last: (&'a [u8], u32),
-}
-
-impl<'a> Interner<'a> {
-    fn with_capacity(capacity: usize) -> Self {
-        let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
-        Interner {
-            short: HashMap::with_capacity_and_hasher(capacity, hasher.clone()),
-            long: HashMap::with_hasher(hasher),
-            keys: Vec::with_capacity(capacity),
-            last: (&[], u32::MAX),
-        }
-    }
-
-    #[inline]
-    fn id(&mut self, bytes: &'a [u8]) -> u32 {
-        // Consecutive records often repeat a string.
-        if bytes == self.last.0 {
-            return self.last.1;
-        }
-        let next = self.keys.len() as u32;
-        let id = if bytes.len() <= 8 {
-            *self.short.entry(prefix_key(bytes)).or_insert(next)
-        } else {
-            *self.long.entry(bytes).or_insert(next)
-        };
-        if id == next {
-            self.keys.push(bytes);
-        }
-        self.last = (bytes, id);
-        id
+    let n = bytes.len();
+    let be = |from: usize, width: usize| {
+        bytes[from..from + width]
+            .iter()
+            .fold(0u64, |key, &b| (key << 8) | u64::from(b))
+    };
+    match n {
+        8.. => u64::from_be_bytes(bytes[..8].try_into().expect("eight bytes")),
+        4..8 => (be(0, 4) << 32) | (be(n - 4, 4) << (8 * (8 - n))),
+        2..4 => (be(0, 2) << 48) | (be(n - 2, 2) << (8 * (8 - n))),
+        1 => u64::from(bytes[0]) << 56,
+        _ => 0,
     }
 }
 
@@ -303,6 +234,17 @@ mod tests {
     }
 
     #[test]
+    fn prefix_keys_are_the_first_eight_bytes_zero_padded() {
+        let text = b"ABCDEFGHIJ";
+        for n in 0..=text.len() {
+            let mut key = [0u8; 8];
+            let m = n.min(8);
+            key[..m].copy_from_slice(&text[..m]);
+            assert_eq!(prefix_key(&text[..n]), u64::from_be_bytes(key), "{n} bytes");
+        }
+    }
+
+    #[test]
     fn streak_of_the_spec_example() {
         let mut days = [
             day("2011-08-10"),
@@ -375,7 +317,20 @@ mod tests {
     #[test]
     fn rows_come_out_sorted_by_customer_bytes() {
         let mut block = Vec::new();
-        for c in ["b", "a", "B", "0023938", "a"] {
+        let ids = [
+            "b",
+            "a",
+            "B",
+            "0023938",
+            "a",
+            "ABCDEFGHb",
+            "ABCDEFGH",
+            "ABCDEFGHa",
+            "ABCDEFGHb",
+            "ABCDEFGH",
+            "ABCDEFGHa",
+        ];
+        for c in ids {
             let r = Record {
                 customer: c.as_bytes(),
                 product: b"p",
@@ -386,7 +341,16 @@ mod tests {
         }
         let run = reduce_partition(&[block]).unwrap();
         let ids: Vec<&[u8]> = RunRows::new(&run.bytes).map(|r| r.customer_id).collect();
-        assert_eq!(ids, vec![&b"0023938"[..], b"B", b"a", b"b"]);
-        assert_eq!(run.rows, 4);
+        let expected: [&[u8]; 7] = [
+            b"0023938",
+            b"ABCDEFGH",
+            b"ABCDEFGHa",
+            b"ABCDEFGHb",
+            b"B",
+            b"a",
+            b"b",
+        ];
+        assert_eq!(ids, expected);
+        assert_eq!(run.rows, 7);
     }
 }
