@@ -280,6 +280,7 @@ impl<'a> ChunkParser<'a> {
     pub fn parse(&mut self, chunk: &Chunk<'_>, sink: &mut impl RowSink) -> u64 {
         let data: &[u8] = &chunk.data;
         let mut reader: Option<csv_core::Reader> = None;
+        let mut specials = Specials::new(data, self.layout.delimiter);
         let mut rows = 0;
         let mut pos = 0;
         let (mut line_pos, mut line) = (0, chunk.first_line);
@@ -293,7 +294,7 @@ impl<'a> ChunkParser<'a> {
             }
             let start = pos;
             let delimiter = self.layout.delimiter;
-            let outcome = match split_plain(data, start, delimiter, &mut self.spans) {
+            let outcome = match split_plain(&mut specials, start, &mut self.spans) {
                 Some((next, count)) => {
                     pos = next;
                     self.check_plain(data, count)
@@ -440,11 +441,11 @@ fn field_count_error(count: usize, expected: usize) -> RowError {
 /// position after the record and its number of fields (which may exceed `spans.len()`), or
 /// `None` when the record needs the full CSV parser.
 fn split_plain(
-    data: &[u8],
+    specials: &mut Specials<'_>,
     start: usize,
-    delimiter: u8,
     spans: &mut [(usize, usize)],
 ) -> Option<(usize, usize)> {
+    let data = specials.data;
     let mut count = 0;
     let mut field_start = start;
     let mut push = |end: usize, field_start: usize, count: &mut usize| {
@@ -453,9 +454,9 @@ fn split_plain(
         }
         *count += 1;
     };
-    let mut i = start;
+    specials.seek(start);
     loop {
-        let Some(j) = find_special(data, i, delimiter) else {
+        let Some(j) = specials.next() else {
             push(data.len(), field_start, &mut count);
             return Some((data.len(), count));
         };
@@ -472,48 +473,117 @@ fn split_plain(
                 push(j, field_start, &mut count);
                 return Some((data.len(), count));
             }
-            b if b == delimiter => {
+            b if b == specials.delimiter => {
                 push(j, field_start, &mut count);
                 field_start = j + 1;
-                i = j + 1;
             }
             _ => return None, // a quote, or a carriage return inside the line
         }
     }
 }
 
-/// The first position at or after `from` that holds the delimiter, a quote, CR or LF.
-///
-/// Eight bytes at a time: a byte equal to `c` is a zero byte of `word ^ (c * 0x01…01)`, and the
-/// lowest zero byte of `v` is the lowest bit set in `(v - 0x01…01) & !v & 0x80…80` (bits above it
-/// may be set spuriously by the borrow, which is why only the lowest is used).
-#[inline]
-fn find_special(data: &[u8], from: usize, delimiter: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    let (d, q, cr, lf) = (
-        ONES * u64::from(delimiter),
-        ONES * u64::from(b'"'),
-        ONES * u64::from(b'\r'),
-        ONES * u64::from(b'\n'),
-    );
-    let mut i = from;
-    while let Some(bytes) = data.get(i..i + 8) {
-        let word = u64::from_le_bytes(bytes.try_into().expect("eight bytes"));
-        let found = zero_bytes(word ^ d)
-            | zero_bytes(word ^ q)
-            | zero_bytes(word ^ cr)
-            | zero_bytes(word ^ lf);
-        if found != 0 {
-            return Some(i + (found.trailing_zeros() / 8) as usize);
+/// The positions of the delimiter, quotes, CR and LF in a chunk, in order, found 64 bytes at a
+/// time: one bit mask per window, from which each position is taken with a count of trailing
+/// zeros. Every byte is looked at once, however short the fields.
+struct Specials<'d> {
+    data: &'d [u8],
+    delimiter: u8,
+    /// Where the window of `bits` starts.
+    base: usize,
+    /// Bit `i` set: `data[base + i]` is special and not taken yet.
+    bits: u64,
+}
+
+impl<'d> Specials<'d> {
+    fn new(data: &'d [u8], delimiter: u8) -> Self {
+        Specials {
+            data,
+            delimiter,
+            base: 0,
+            bits: special_mask(data, 0, delimiter),
         }
-        i += 8;
     }
-    data[i..]
+
+    /// Goes to `pos`: positions before it are dropped.
+    #[inline]
+    fn seek(&mut self, pos: usize) {
+        if (self.base..self.base + 64).contains(&pos) {
+            self.bits &= u64::MAX << (pos - self.base);
+        } else {
+            self.base = pos;
+            self.bits = special_mask(self.data, pos, self.delimiter);
+        }
+    }
+
+    /// The next special position, if any.
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.bits == 0 {
+            self.base += 64;
+            if self.base >= self.data.len() {
+                return None;
+            }
+            self.bits = special_mask(self.data, self.base, self.delimiter);
+        }
+        let at = self.base + self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
+        Some(at)
+    }
+}
+
+/// Bit `i` set when `data[from + i]` is the delimiter, a quote, CR or LF (for the up to 64 bytes
+/// from `from`).
+#[inline]
+fn special_mask(data: &[u8], from: usize, delimiter: u8) -> u64 {
+    match data.get(from..from + 64) {
+        Some(window) => mask64(window.try_into().expect("64 bytes"), delimiter),
+        None => data
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == delimiter || matches!(b, b'"' | b'\r' | b'\n'))
+            .fold(0, |bits, (i, _)| bits | 1 << i),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn mask64(window: &[u8; 64], delimiter: u8) -> u64 {
+    // SAFETY: SSE2 is part of the x86_64 baseline, so every CPU that runs this code has it.
+    unsafe { mask64_sse2(window, delimiter) }
+}
+
+/// [`special_mask`] of a whole window with SSE2: four 16-byte compares per special byte, one
+/// `movemask` per 16 bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn mask64_sse2(window: &[u8; 64], delimiter: u8) -> u64 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8,
+    };
+    let splat = |b: u8| _mm_set1_epi8(b as i8);
+    let (d, q, cr, lf) = (splat(delimiter), splat(b'"'), splat(b'\r'), splat(b'\n'));
+    let mut bits = 0;
+    for (k, part) in window.chunks_exact(16).enumerate() {
+        let word = |i: usize| i64::from_le_bytes(part[i..i + 8].try_into().expect("eight bytes"));
+        let v = _mm_set_epi64x(word(8), word(0));
+        let hit = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, d), _mm_cmpeq_epi8(v, q)),
+            _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
+        );
+        bits |= u64::from(_mm_movemask_epi8(hit) as u16) << (16 * k);
+    }
+    bits
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn mask64(window: &[u8; 64], delimiter: u8) -> u64 {
+    window
         .iter()
-        .position(|&b| b == delimiter || matches!(b, b'"' | b'\r' | b'\n'))
-        .map(|p| i + p)
+        .enumerate()
+        .filter(|&(_, &b)| b == delimiter || matches!(b, b'"' | b'\r' | b'\n'))
+        .fold(0, |bits, (i, _)| bits | 1 << i)
 }
 
 /// The day number of the last date parsed: rows come in runs of the same date.
@@ -995,13 +1065,14 @@ mod tests {
             b"1|\"a\"|2011-01-01|P|1",
         ] {
             let mut spans = vec![(0, 0); 5];
-            let plain = split_plain(line, 0, b'|', &mut spans).map(|(next, count)| {
-                let fields: Vec<&[u8]> = spans[..count.min(5)]
-                    .iter()
-                    .map(|&(a, b)| &line[a..b])
-                    .collect();
-                (next, count, fields)
-            });
+            let plain =
+                split_plain(&mut Specials::new(line, b'|'), 0, &mut spans).map(|(next, count)| {
+                    let fields: Vec<&[u8]> = spans[..count.min(5)]
+                        .iter()
+                        .map(|&(a, b)| &line[a..b])
+                        .collect();
+                    (next, count, fields)
+                });
             let mut fields = Fields::new();
             let mut reader = csv_reader(b'|');
             let consumed = fields.read(&mut reader, line).unwrap();
@@ -1017,25 +1088,35 @@ mod tests {
     }
 
     #[test]
-    fn find_special_finds_the_first_of_each_kind_at_every_offset() {
-        for len in 0..40 {
-            for at in 0..len {
-                for special in [b'|', b'"', b'\r', b'\n'] {
-                    let mut data = vec![b'x'; len];
-                    data[at] = special;
-                    if at + 3 < len {
-                        data[at + 3] = b'|';
+    fn specials_are_every_delimiter_quote_cr_and_lf_in_order_from_any_start() {
+        // Lengths around the 64-byte window, specials at pseudo-random places, bytes above 0x7f.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for len in (0..200).chain([255, 256, 257]) {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    match state % 16 {
+                        0 => b'|',
+                        1 => b'"',
+                        2 => b'\r',
+                        3 => b'\n',
+                        4 => 0x80 | b'|',
+                        _ => b'a' + (state % 7) as u8,
                     }
-                    for from in 0..=at {
-                        assert_eq!(
-                            find_special(&data, from, b'|'),
-                            Some(at),
-                            "{len} {at} {from}"
-                        );
-                    }
-                }
+                })
+                .collect();
+            let expected: Vec<usize> = (0..len)
+                .filter(|&i| matches!(data[i], b'|' | b'"' | b'\r' | b'\n'))
+                .collect();
+            for from in [0, 1, 63, 64, 65, 130, len / 2, len] {
+                let mut specials = Specials::new(&data, b'|');
+                specials.seek(from.min(len));
+                let found: Vec<usize> = std::iter::from_fn(|| specials.next()).collect();
+                let want: Vec<usize> = expected.iter().copied().filter(|&i| i >= from).collect();
+                assert_eq!(found, want, "{len} bytes from {from}");
             }
-            assert_eq!(find_special(&vec![0x80u8; len], 0, b'|'), None);
         }
     }
 

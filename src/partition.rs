@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Result;
 use crate::parse::Record;
+use crate::reduce::prefix_key;
 use crate::spill::{Spill, SpillDir};
 
 /// Maps a customer to a partition.
@@ -45,17 +46,30 @@ impl Partitioner {
     /// The partition of `customer`.
     #[inline]
     pub fn partition_of(&self, customer: &[u8]) -> usize {
+        let hash = if customer.len() <= 8 {
+            // The prefix key is the whole text: one folded multiply mixes it.
+            let product = u128::from(prefix_key(customer) ^ 0x243f_6a88_85a3_08d3)
+                * u128::from(0x9e37_79b9_7f4a_7c15_u64);
+            (product as u64) ^ ((product >> 64) as u64)
+        } else {
+            self.hasher.hash_one(customer)
+        };
         // Multiply-shift maps the hash onto [0, count) without a division.
-        ((u128::from(self.hasher.hash_one(customer)) * self.count as u128) >> 64) as usize
+        ((u128::from(hash) * self.count as u128) >> 64) as usize
     }
 }
 
 /// Most products or days one group holds before a new group is started.
 const GROUP_LIMIT: usize = 255;
 
+/// Most bytes of a group's body (products and days), so that its length fits a `u16`.
+const GROUP_BODY_LIMIT: usize = 16 << 10;
+
 /// Appends a group in the partition encoding:
-/// `len u8, customer, n u8, n × (len u8, product, total as zigzag LEB128), m u8, m × day i32 LE`.
-/// Text fields are at most 255 bytes (checked by the parser), so one length byte suffices.
+/// `len u8, customer, body_len u16 LE, body` where the body is
+/// `n u8, m u8, n × (len u8, product, total as zigzag LEB128), m × day i32 LE`.
+/// Text fields are at most 255 bytes (checked by the parser), so one length byte suffices; the
+/// body's length lets a reader step over a group without decoding it.
 pub fn encode_group<'p>(
     buf: &mut Vec<u8>,
     customer: &[u8],
@@ -64,7 +78,10 @@ pub fn encode_group<'p>(
 ) {
     buf.push(customer.len() as u8);
     buf.extend_from_slice(customer);
+    let body_at = buf.len();
+    buf.extend_from_slice(&[0, 0]);
     buf.push(products.len() as u8);
+    buf.push(days.len() as u8);
     for (product, total) in products {
         buf.push(product.len() as u8);
         buf.extend_from_slice(product);
@@ -75,10 +92,11 @@ pub fn encode_group<'p>(
         }
         buf.push(v as u8);
     }
-    buf.push(days.len() as u8);
     for day in days {
         buf.extend_from_slice(&day.to_le_bytes());
     }
+    let body = u16::try_from(buf.len() - body_at - 2).expect("group bodies are limited");
+    buf[body_at..body_at + 2].copy_from_slice(&body.to_le_bytes());
 }
 
 /// Appends one record as a group of its own.
@@ -157,18 +175,16 @@ impl<'a> EncodedGroups<'a> {
 impl<'a> Iterator for EncodedGroups<'a> {
     type Item = Group<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Group<'a>> {
         let (&clen, rest) = self.bytes.split_first()?;
         let (customer, rest) = rest.split_at(usize::from(clen));
-        let (&product_count, start) = rest.split_first().expect("whole groups");
-        let mut rest = start;
-        for _ in 0..product_count {
-            rest = read_product(rest).1;
-        }
-        let products = &start[..start.len() - rest.len()];
-        let (&day_count, rest) = rest.split_first().expect("whole groups");
-        let (days, rest) = rest.split_at(4 * usize::from(day_count));
+        let (body_len, rest) = rest.split_first_chunk::<2>().expect("whole groups");
+        let (body, rest) = rest.split_at(usize::from(u16::from_le_bytes(*body_len)));
         self.bytes = rest;
+        let (&[product_count, day_count], body) =
+            body.split_first_chunk::<2>().expect("whole groups");
+        let (products, days) = body.split_at(body.len() - 4 * usize::from(day_count));
         Some(Group {
             customer,
             product_count,
@@ -182,32 +198,74 @@ impl<'a> Iterator for EncodedGroups<'a> {
 #[derive(Default)]
 struct PendingGroup {
     customer: Vec<u8>,
-    /// Product texts, back to back; `products` holds (start, length, total).
+    customer_key: u64,
+    /// Product texts, back to back.
     product_bytes: Vec<u8>,
-    products: Vec<(usize, usize, i64)>,
+    products: Vec<PendingProduct>,
     days: Vec<i32>,
 }
 
+/// A product of a pending group: its prefix key, its text in `product_bytes`, its total.
+struct PendingProduct {
+    key: u64,
+    start: u32,
+    len: u32,
+    total: i64,
+}
+
+/// Whether two texts with prefix keys `a_key` and `b_key` are equal: texts of up to eight bytes
+/// are equal exactly when their keys and lengths are.
+#[inline]
+fn same_text(a_key: u64, a: &[u8], b_key: u64, b: &[u8]) -> bool {
+    a_key == b_key && a.len() == b.len() && (a.len() <= 8 || a == b)
+}
+
 impl PendingGroup {
+    /// Whether `customer` (with prefix key `key`) is this group's customer.
+    #[inline]
+    fn is_of(&self, key: u64, customer: &[u8]) -> bool {
+        same_text(self.customer_key, &self.customer, key, customer)
+    }
+
+    /// Starts the group of `customer`.
+    fn start(&mut self, key: u64, customer: &[u8]) {
+        self.customer.extend_from_slice(customer);
+        self.customer_key = key;
+    }
+
     /// Folds a record of this group's customer in; false when the group is full or a total
     /// would overflow (the caller then starts a new group).
+    #[inline]
     fn add(&mut self, product: &[u8], units: i32, day: i32) -> bool {
         if self.products.len() == GROUP_LIMIT || self.days.len() == GROUP_LIMIT {
             return false;
         }
+        let key = prefix_key(product);
         let bytes = &self.product_bytes;
-        match self
-            .products
-            .iter_mut()
-            .find(|(s, l, _)| &bytes[*s..*s + *l] == product)
-        {
-            Some((_, _, total)) => match total.checked_add(i64::from(units)) {
-                Some(sum) => *total = sum,
+        match self.products.iter_mut().find(|p| {
+            let text = &bytes[p.start as usize..(p.start + p.len) as usize];
+            same_text(p.key, text, key, product)
+        }) {
+            Some(p) => match p.total.checked_add(i64::from(units)) {
+                Some(sum) => p.total = sum,
                 None => return false,
             },
             None => {
-                self.products
-                    .push((self.product_bytes.len(), product.len(), i64::from(units)));
+                // Room for the product's text, length and widest total, and one more day.
+                let body = self.product_bytes.len()
+                    + 11 * self.products.len()
+                    + 4 * self.days.len()
+                    + product.len()
+                    + 17;
+                if body > GROUP_BODY_LIMIT {
+                    return false;
+                }
+                self.products.push(PendingProduct {
+                    key,
+                    start: self.product_bytes.len() as u32,
+                    len: product.len() as u32,
+                    total: i64::from(units),
+                });
                 self.product_bytes.extend_from_slice(product);
             }
         }
@@ -218,15 +276,16 @@ impl PendingGroup {
     }
 
     fn encode(&self, buf: &mut Vec<u8>) {
-        let products = self
-            .products
-            .iter()
-            .map(|&(s, l, total)| (&self.product_bytes[s..s + l], total));
+        let products = self.products.iter().map(|p| {
+            let text = &self.product_bytes[p.start as usize..(p.start + p.len) as usize];
+            (text, p.total)
+        });
         encode_group(buf, &self.customer, products, &self.days);
     }
 
     fn clear(&mut self) {
         self.customer.clear();
+        self.customer_key = 0;
         self.product_bytes.clear();
         self.products.clear();
         self.days.clear();
@@ -311,13 +370,14 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
     /// Adds one record: to the pending group when it is the same customer's, else to a new one.
     #[inline]
     pub fn push(&mut self, record: &Record<'_>) -> Result<()> {
-        if self.pending.customer != record.customer {
+        let key = prefix_key(record.customer);
+        if !self.pending.is_of(key, record.customer) {
             self.flush_group()?;
-            self.pending.customer.extend_from_slice(record.customer);
+            self.pending.start(key, record.customer);
         }
         if !self.pending.add(record.product, record.units, record.day) {
             self.flush_group()?;
-            self.pending.customer.extend_from_slice(record.customer);
+            self.pending.start(key, record.customer);
             let added = self.pending.add(record.product, record.units, record.day);
             debug_assert!(added, "an empty group takes any record");
         }
