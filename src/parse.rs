@@ -357,13 +357,29 @@ impl<'a> ChunkParser<'a> {
 
     /// Checks a record split by [`split_plain`] into `self.spans` (`count` fields).
     fn check_plain<'d>(&self, data: &'d [u8], count: usize) -> Result<Record<'d>, RowError> {
-        if count != self.layout.field_count {
-            return Err(field_count_error(count, self.layout.field_count));
+        let layout = self.layout;
+        if count != layout.field_count {
+            return Err(field_count_error(count, layout.field_count));
         }
         let field = |i: usize| {
             let (a, b) = self.spans[i];
             &data[a..b]
         };
+        // The common case in straight-line code; any doubt goes to the checks in column order,
+        // which name the leftmost bad field.
+        let (customer, product) = (field(layout.customer), field(layout.product));
+        if is_plain_text(customer)
+            && is_plain_text(product)
+            && let Some(day) = self.dates.day_fast(field(layout.date))
+            && let Ok(units) = check_units(field(layout.units))
+        {
+            return Ok(Record {
+                customer,
+                product,
+                day,
+                units,
+            });
+        }
         self.check_values(field)
     }
 
@@ -586,24 +602,68 @@ fn mask64(window: &[u8; 64], delimiter: u8) -> u64 {
         .fold(0, |bits, (i, _)| bits | 1 << i)
 }
 
-/// The day number of the last date parsed: rows come in runs of the same date.
-#[derive(Default)]
+/// Day numbers of the months seen, so that most dates cost a table look-up: the key is the
+/// `YYYY-MM-` prefix as an integer, in a small direct-mapped table.
 struct DateCache {
-    last: std::cell::Cell<Option<([u8; 10], i32)>>,
+    months: std::cell::RefCell<Vec<Month>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Month {
+    /// The first eight bytes of the date (`YYYY-MM-`) as a little-endian integer; 0 when empty.
+    prefix: u64,
+    /// Day number of the month's day 0 (the day before the 1st).
+    day_zero: i32,
+    /// Days in the month.
+    days: u8,
+}
+
+const DATE_CACHE_SLOTS: usize = 64;
+
+impl Default for DateCache {
+    fn default() -> Self {
+        DateCache {
+            months: std::cell::RefCell::new(vec![Month::default(); DATE_CACHE_SLOTS]),
+        }
+    }
 }
 
 impl DateCache {
     fn day(&self, value: &[u8]) -> Result<i32, String> {
-        if let Some((text, day)) = self.last.get()
-            && text == value
-        {
-            return Ok(day);
+        match self.day_fast(value) {
+            Some(day) => Ok(day),
+            None => check_date(value),
         }
-        let day = check_date(value)?;
-        if let Ok(text) = value.try_into() {
-            self.last.set(Some((text, day)));
+    }
+
+    /// The day of a valid date; `None` when it is not valid (or not of the usual shape).
+    #[inline]
+    fn day_fast(&self, value: &[u8]) -> Option<i32> {
+        let &[.., d0, d1] = value else { return None };
+        let (prefix, _) = value.split_first_chunk::<8>()?;
+        if value.len() != 10 || !d0.is_ascii_digit() || !d1.is_ascii_digit() {
+            return None;
         }
-        Ok(day)
+        let prefix = u64::from_le_bytes(*prefix);
+        let day_of_month = u32::from(d0 - b'0') * 10 + u32::from(d1 - b'0');
+        let slot = (prefix.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize;
+        let mut months = self.months.borrow_mut();
+        let month = &mut months[slot];
+        if month.prefix != prefix {
+            // A month not seen yet (or evicted): its 1st, parsed and checked in full.
+            let mut first = *b"0000-00-01";
+            first[..8].copy_from_slice(&value[..8]);
+            let day_one = parse_date(&first).ok()?;
+            let (year, mon, _) = crate::date::civil_from_days(day_one);
+            *month = Month {
+                prefix,
+                day_zero: day_one - 1,
+                days: crate::date::days_in_month(year as u32, mon) as u8,
+            };
+        }
+        (1..=u32::from(month.days))
+            .contains(&day_of_month)
+            .then(|| month.day_zero + day_of_month as i32)
     }
 }
 
@@ -741,10 +801,37 @@ fn shown(value: &[u8]) -> String {
     }
 }
 
+/// Whether `value` is 1 to 255 bytes of ASCII without NUL: the common case of a good text field,
+/// checked eight bytes at a time.
+#[inline]
+fn is_plain_text(value: &[u8]) -> bool {
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // High bit of each byte: set for bytes of 0x80 and above, or (second term) for non-zero ones.
+    let ascii_without_nul = |word: u64, bytes: usize| {
+        let mask = HIGHS >> (8 * (8 - bytes)); // the low `bytes` bytes
+        word & mask == 0 && (((word & LOWS) + LOWS) | word) & mask == mask
+    };
+    if !(1..=MAX_TEXT_BYTES).contains(&value.len()) {
+        return false;
+    }
+    let mut words = value.chunks_exact(8);
+    let whole = words
+        .by_ref()
+        .all(|w| ascii_without_nul(u64::from_le_bytes(w.try_into().expect("eight bytes")), 8));
+    let rest = words.remainder();
+    whole
+        && (rest.is_empty() || {
+            let word = rest
+                .iter()
+                .rev()
+                .fold(0u64, |word, &b| (word << 8) | u64::from(b));
+            ascii_without_nul(word, rest.len())
+        })
+}
+
 fn check_text(value: &[u8]) -> Result<&[u8], String> {
-    // Plain ASCII without NUL, 1 to 255 bytes: the common case, checked in one pass.
-    if (1..=MAX_TEXT_BYTES).contains(&value.len()) && value.iter().all(|&b| (1..0x80).contains(&b))
-    {
+    if is_plain_text(value) {
         return Ok(value);
     }
     if value.is_empty() {
@@ -1085,6 +1172,66 @@ mod tests {
                 None => assert!(line.contains(&b'"') || line.contains(&b'\r'), "{line:?}"),
             }
         }
+    }
+
+    #[test]
+    fn date_cache_agrees_with_parse_date() {
+        use crate::date::format_date;
+        let cache = DateCache::default();
+        // Every day of 1999-2101 in a scrambled order (to evict slots), then shapes that fail.
+        for i in 0..37_600i32 {
+            let day = 10_592 + (i * 7_919) % 37_600;
+            let text = format_date(day);
+            assert_eq!(
+                cache.day(&text),
+                Ok(day),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        for bad in [
+            "2011-02-29",
+            "2012-02-30",
+            "2011-04-31",
+            "2011-13-01",
+            "2011-00-10",
+            "2011-01-00",
+            "0000-01-01",
+            "2011-01-1",
+            "2011-01-001",
+            "2011/01/01",
+            "2011-01-0a",
+            "201a-01-01",
+            "",
+            "2011-01-01 ",
+        ] {
+            assert_eq!(
+                cache.day(bad.as_bytes()).is_ok(),
+                parse_date(bad.as_bytes()).is_ok(),
+                "{bad}"
+            );
+            assert!(cache.day(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert_eq!(
+            cache.day(b"2012-02-29"),
+            parse_date(b"2012-02-29").map_err(|_| String::new())
+        );
+    }
+
+    #[test]
+    fn plain_text_is_ascii_without_nul_of_1_to_255_bytes() {
+        for len in 0..300 {
+            let text = vec![b'a'; len];
+            assert_eq!(is_plain_text(&text), (1..=255).contains(&len), "{len}");
+            for at in 0..len.min(20) {
+                for bad in [0u8, 0x80, 0xff, 0xc3] {
+                    let mut t = text.clone();
+                    t[at] = bad;
+                    assert!(!is_plain_text(&t), "{len} {at} {bad}");
+                }
+            }
+        }
+        assert!(is_plain_text(b"\x01\x7f~ 0023938"));
     }
 
     #[test]
