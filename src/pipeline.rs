@@ -65,7 +65,7 @@ pub fn run_to_csv(config: &Config, output: &Path, progress: &dyn Progress) -> Re
     } else {
         (config.memory_limit / 4) as usize
     };
-    let sink = CsvSink::new(output, &spill, budget);
+    let sink = CsvSink::new(output, &spill, budget, config.threads);
     let mut summary = aggregate(config, &spill, progress, |run| sink.accept(run))?;
     let started = Instant::now();
     progress.start(Phase::Write, Some(summary.customers));

@@ -20,11 +20,30 @@ pub struct CustomerRow<'a> {
 }
 
 /// A reduced partition.
+#[derive(Default)]
 pub struct Run {
     /// Rows in the run encoding, sorted by customer.
     pub bytes: Vec<u8>,
     /// Number of rows.
     pub rows: u64,
+    /// The [`prefix_key`] and offset of every [`RUN_INDEX_EVERY`]th row, from the first: where
+    /// a merge can cut the run by key without decoding all of it.
+    pub index: Vec<(u64, usize)>,
+}
+
+/// Rows between two entries of a run's index.
+pub const RUN_INDEX_EVERY: u64 = 64;
+
+impl Run {
+    /// Appends `row`, which sorts after every row already in the run.
+    pub fn push(&mut self, row: &CustomerRow<'_>) {
+        if self.rows.is_multiple_of(RUN_INDEX_EVERY) {
+            self.index
+                .push((prefix_key(row.customer_id), self.bytes.len()));
+        }
+        encode_row(&mut self.bytes, row);
+        self.rows += 1;
+    }
 }
 
 /// Reduces the groups in `blocks` (whole groups of one partition) into a sorted run.
@@ -67,8 +86,10 @@ pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
         i = j;
     }
 
-    let mut bytes = Vec::with_capacity(index.len() * 8);
-    let mut rows = 0u64;
+    let mut run = Run {
+        bytes: Vec::with_capacity(index.len() * 8),
+        ..Run::default()
+    };
     let mut totals: Vec<(u64, &[u8], i64)> = Vec::new();
     let mut days: Vec<i32> = Vec::new();
     let mut i = 0;
@@ -106,15 +127,13 @@ pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
                 break;
             }
         }
-        let row = CustomerRow {
+        run.push(&CustomerRow {
             customer_id,
             favourite_product: favourite(&totals),
             longest_streak: longest_streak(&mut days),
-        };
-        encode_row(&mut bytes, &row);
-        rows += 1;
+        });
     }
-    Ok(Run { bytes, rows })
+    Ok(run)
 }
 
 /// Bits of an index entry's place that hold the offset in its block (the rest: the block).
