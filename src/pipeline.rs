@@ -225,6 +225,9 @@ pub fn aggregate(
         return Err(e);
     }
     let (rows_read, rows_good) = rows.into_inner().expect("no panics while locked");
+    if let Some(bytes) = source.bytes() {
+        bad_rows.number_lines(bytes); // mapped chunks are not numbered
+    }
     let (rejected, error) = bad_rows.finish(&config.rejects);
     if config.max_bad_rows > 0 {
         write_rejects(&config.rejects, &rejected)?;
@@ -355,12 +358,7 @@ impl<'s> Feed<'s> {
 fn open_feed<'s>(source: &'s Source, config: &Config) -> Result<(Header, Feed<'s>)> {
     if let Some(bytes) = source.bytes() {
         let header = read_header(source.path(), bytes, config.delimiter)?;
-        let specs = MappedChunks::new(
-            bytes,
-            header.data_start,
-            header.data_line,
-            config.chunk_size,
-        );
+        let specs = MappedChunks::unnumbered(bytes, header.data_start, config.chunk_size);
         return Ok((header, Feed::Mapped { bytes, specs }));
     }
     let mut rest = source.stream(config.chunk_size).expect("not mapped");

@@ -79,7 +79,7 @@ pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
     let mut i = 0;
     while i < index.len() {
         let key = index[i] >> 64;
-        let j = i + index[i..].partition_point(|e| e >> 64 == key);
+        let j = i + index[i..].iter().take_while(|&&e| e >> 64 == key).count();
         if j - i > 1 && index[i..j].iter().any(|&e| group_at(e).customer.len() > 8) {
             index[i..j].sort_by(|&a, &b| group_at(a).customer.cmp(group_at(b).customer));
         }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::atomic::AtomicFile;
 use crate::error::{BadRow, Error, Result};
 use crate::sink::csv::write_field;
+use crate::source::count_newlines;
 
 /// Bad rows found so far, in file order.
 pub struct BadRows {
@@ -46,6 +47,19 @@ impl BadRows {
             // Rows after the decisive one are of no interest.
             rows.split_off(&(offset + 1));
             self.cutoff.fetch_min(offset, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets every bad row's line from its offset in `data`, the whole source (1 plus the line
+    /// feeds before it): for chunks that were not numbered. One pass up to the last bad row.
+    pub fn number_lines(&self, data: &[u8]) {
+        let mut rows = self.rows.lock().expect("no panics while locked");
+        let (mut line, mut at) = (1, 0);
+        for (&offset, row) in rows.iter_mut() {
+            let offset = offset as usize;
+            line += count_newlines(&data[at..offset]);
+            at = offset;
+            row.line = line;
         }
     }
 

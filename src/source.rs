@@ -159,12 +159,14 @@ impl Source {
 
 /// Chunks of a mapped file at record boundaries, planned one at a time just ahead of the workers.
 ///
-/// Planning a chunk counts its quotes (to know the parity at the nominal cut) and its line feeds
-/// (for line numbers) with SIMD byte counting, on pages the workers are about to read anyway.
+/// Planning a chunk counts its quotes (to know the parity at the nominal cut) and, unless
+/// [`MappedChunks::unnumbered`], its line feeds (for line numbers) with SIMD byte counting, on
+/// pages the workers are about to read anyway.
 pub struct MappedChunks<'a> {
     data: &'a [u8],
     pos: usize,
-    line: u64,
+    /// Line number of `pos`; `None` when chunks are not numbered.
+    line: Option<u64>,
     chunk_size: usize,
 }
 
@@ -175,8 +177,19 @@ impl<'a> MappedChunks<'a> {
         MappedChunks {
             data,
             pos: start.min(data.len()),
-            line: start_line,
+            line: Some(start_line),
             chunk_size: chunk_size.max(1),
+        }
+    }
+
+    /// Like [`MappedChunks::new`], but without counting line feeds: every chunk's `first_line`
+    /// is 0, so the line numbers a parser gives bad rows count from the chunk's start. The
+    /// pipeline numbers the few bad rows from their offsets at the end instead
+    /// ([`crate::rejects::BadRows::number_lines`]), which spares a pass over the whole file.
+    pub fn unnumbered(data: &'a [u8], start: usize, chunk_size: usize) -> Self {
+        MappedChunks {
+            line: None,
+            ..MappedChunks::new(data, start, 0, chunk_size)
         }
     }
 }
@@ -198,9 +211,11 @@ impl Iterator for MappedChunks<'_> {
         };
         let spec = ChunkSpec {
             range: begin..end,
-            first_line: self.line,
+            first_line: self.line.unwrap_or(0),
         };
-        self.line += count_newlines(&data[begin..end]);
+        if let Some(line) = &mut self.line {
+            *line += count_newlines(&data[begin..end]);
+        }
         self.pos = end;
         Some(spec)
     }

@@ -253,7 +253,8 @@ fn merge_range(spans: &[Cow<'_, [u8]>]) -> (Vec<u8>, u64) {
             .next()
             .expect("entries point at rows")
     };
-    let mut entries: Vec<u128> = Vec::new();
+    let bytes: usize = spans.iter().map(|s| s.len()).sum();
+    let mut entries: Vec<u128> = Vec::with_capacity(bytes / 12);
     for (s, span) in spans.iter().enumerate() {
         let mut offset = 0;
         for row in RunRows::new(span) {
@@ -266,14 +267,13 @@ fn merge_range(spans: &[Cow<'_, [u8]>]) -> (Vec<u8>, u64) {
     let mut i = 0;
     while i < entries.len() {
         let key = entries[i] >> 64;
-        let j = i + entries[i..].partition_point(|e| e >> 64 == key);
+        let j = i + entries[i..].iter().take_while(|&&e| e >> 64 == key).count();
         if j - i > 1 {
             entries[i..j].sort_by(|&a, &b| row_at(a).customer_id.cmp(row_at(b).customer_id));
         }
         i = j;
     }
 
-    let bytes: usize = spans.iter().map(|s| s.len()).sum();
     let mut out = Vec::with_capacity(bytes + bytes / 4);
     for &entry in &entries {
         let row = row_at(entry);
