@@ -67,9 +67,11 @@ const GROUP_BODY_LIMIT: usize = 16 << 10;
 
 /// Appends a group in the partition encoding:
 /// `len u8, customer, body_len u16 LE, body` where the body is
-/// `n u8, m u8, n × (len u8, product, total as zigzag LEB128), m × day i32 LE`.
-/// Text fields are at most 255 bytes (checked by the parser), so one length byte suffices; the
-/// body's length lets a reader step over a group without decoding it.
+/// `n u8, m u8, m × day, n × (len u8, product, total)`: the first day as a zigzag LEB128 varint
+/// and each further one as the zigzag varint of its difference from the one before (a byte each
+/// when days come sorted), totals as zigzag varints. Text fields are at most 255 bytes (checked
+/// by the parser), so one length byte suffices; the body's length lets a reader step over a
+/// group without decoding it.
 pub fn encode_group<'p>(
     buf: &mut Vec<u8>,
     customer: &[u8],
@@ -82,21 +84,49 @@ pub fn encode_group<'p>(
     buf.extend_from_slice(&[0, 0]);
     buf.push(products.len() as u8);
     buf.push(days.len() as u8);
+    let mut previous = 0i64;
+    for &day in days {
+        put_varint(buf, zigzag(i64::from(day) - previous));
+        previous = i64::from(day);
+    }
     for (product, total) in products {
         buf.push(product.len() as u8);
         buf.extend_from_slice(product);
-        let mut v = ((total << 1) ^ (total >> 63)) as u64;
-        while v >= 0x80 {
-            buf.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        buf.push(v as u8);
-    }
-    for day in days {
-        buf.extend_from_slice(&day.to_le_bytes());
+        put_varint(buf, zigzag(total));
     }
     let body = u16::try_from(buf.len() - body_at - 2).expect("group bodies are limited");
     buf[body_at..body_at + 2].copy_from_slice(&body.to_le_bytes());
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Appends `v` as LEB128: seven bits a byte, low first, high bit set on all but the last.
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Reads a LEB128 varint from the front of `bytes`; returns it and the rest.
+#[inline]
+fn get_varint(bytes: &[u8]) -> (u64, &[u8]) {
+    let (mut v, mut shift) = (0u64, 0);
+    for (i, &b) in bytes.iter().enumerate() {
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return (v, &bytes[i + 1..]);
+        }
+        shift += 7;
+    }
+    panic!("whole groups end their varints")
 }
 
 /// Appends one record as a group of its own.
@@ -115,44 +145,49 @@ pub struct Group<'a> {
     /// The customer.
     pub customer: &'a [u8],
     product_count: u8,
-    products: &'a [u8],
-    days: &'a [u8],
+    day_count: u8,
+    /// The body after its two counts: days, then products.
+    rest: &'a [u8],
 }
 
 impl<'a> Group<'a> {
-    /// The products with their summed units.
-    pub fn products(&self) -> impl Iterator<Item = (&'a [u8], i64)> + use<'a> {
-        let mut bytes = self.products;
-        (0..self.product_count).map(move |_| {
-            let (product, rest, total) = read_product(bytes);
+    /// The distinct days.
+    pub fn days(&self) -> impl Iterator<Item = i32> + use<'a> {
+        let (mut bytes, mut day) = (self.rest, 0i64);
+        (0..self.day_count).map(move |_| {
+            let (delta, rest) = get_varint(bytes);
             bytes = rest;
-            (product, total)
+            day += unzigzag(delta);
+            day as i32
         })
     }
 
-    /// The distinct days.
-    pub fn days(&self) -> impl Iterator<Item = i32> + use<'a> {
-        self.days
-            .chunks_exact(4)
-            .map(|d| i32::from_le_bytes(d.try_into().expect("four bytes")))
+    /// The products with their summed units.
+    pub fn products(&self) -> impl Iterator<Item = (&'a [u8], i64)> + use<'a> {
+        // Step over the days: one byte below 0x80 ends each varint.
+        let mut ends = 0;
+        let days_len = match self.day_count {
+            0 => 0,
+            count => {
+                self.rest
+                    .iter()
+                    .position(|&b| {
+                        ends += usize::from(b < 0x80);
+                        ends == usize::from(count)
+                    })
+                    .expect("whole groups")
+                    + 1
+            }
+        };
+        let mut bytes = &self.rest[days_len..];
+        (0..self.product_count).map(move |_| {
+            let (&len, rest) = bytes.split_first().expect("whole groups");
+            let (product, rest) = rest.split_at(usize::from(len));
+            let (total, rest) = get_varint(rest);
+            bytes = rest;
+            (product, unzigzag(total))
+        })
     }
-}
-
-fn read_product(bytes: &[u8]) -> (&[u8], &[u8], i64) {
-    let (&len, rest) = bytes.split_first().expect("whole groups");
-    let (product, mut rest) = rest.split_at(usize::from(len));
-    let (mut v, mut shift) = (0u64, 0);
-    loop {
-        let (&b, more) = rest.split_first().expect("whole groups");
-        rest = more;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            break;
-        }
-        shift += 7;
-    }
-    let total = ((v >> 1) as i64) ^ -((v & 1) as i64);
-    (product, rest, total)
 }
 
 /// Iterates the groups of a block written by [`encode_group`].
@@ -182,14 +217,13 @@ impl<'a> Iterator for EncodedGroups<'a> {
         let (body_len, rest) = rest.split_first_chunk::<2>().expect("whole groups");
         let (body, rest) = rest.split_at(usize::from(u16::from_le_bytes(*body_len)));
         self.bytes = rest;
-        let (&[product_count, day_count], body) =
+        let (&[product_count, day_count], rest) =
             body.split_first_chunk::<2>().expect("whole groups");
-        let (products, days) = body.split_at(body.len() - 4 * usize::from(day_count));
         Some(Group {
             customer,
             product_count,
-            products,
-            days,
+            day_count,
+            rest,
         })
     }
 }
@@ -391,6 +425,7 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
         }
         let index = self.partitioner.partition_of(&self.pending.customer);
         let buffer = &mut self.buffers[index];
+        self.pending.days.sort_unstable(); // small differences: a byte a day
         self.pending.encode(buffer);
         self.pending.clear();
         if buffer.len() >= self.block_size {
