@@ -11,6 +11,7 @@ use custagg::error::BadRow;
 use custagg::generate::{GenerateConfig, generate};
 use custagg::parse::{ChunkParser, Delimiter, Record, RowSink, read_header};
 use custagg::partition::{PartitionStore, PartitionWriter, Partitioner};
+use custagg::products::ProductDict;
 use custagg::reduce::reduce_partition;
 use custagg::source::{Chunk, plan_chunks};
 use custagg::spill::SpillDir;
@@ -82,9 +83,14 @@ fn stages(c: &mut Criterion) {
     group.bench_function("chunk+parse+partition", |b| {
         b.iter(|| {
             let store = PartitionStore::new(64, usize::MAX, &spill);
+            let products = ProductDict::new(1 << 16);
             let mut parser = ChunkParser::new(&path, layout);
-            let mut sink =
-                Partitioned(PartitionWriter::new(&store, Partitioner::new(64), 64 << 10));
+            let mut sink = Partitioned(PartitionWriter::new(
+                &store,
+                Partitioner::new(64),
+                64 << 10,
+                &products,
+            ));
             for chunk in chunks(&data, header.data_start, header.data_line) {
                 parser.parse(&chunk, &mut sink);
             }
@@ -94,8 +100,14 @@ fn stages(c: &mut Criterion) {
     });
 
     let store = PartitionStore::new(64, usize::MAX, &spill);
+    let products = ProductDict::new(1 << 16);
     let mut parser = ChunkParser::new(&path, layout);
-    let mut sink = Partitioned(PartitionWriter::new(&store, Partitioner::new(64), 64 << 10));
+    let mut sink = Partitioned(PartitionWriter::new(
+        &store,
+        Partitioner::new(64),
+        64 << 10,
+        &products,
+    ));
     for chunk in chunks(&data, header.data_start, header.data_line) {
         parser.parse(&chunk, &mut sink);
     }
@@ -105,11 +117,12 @@ fn stages(c: &mut Criterion) {
         .into_iter()
         .map(|p| p.into_blocks().unwrap())
         .collect();
+    let texts = products.into_texts();
     group.bench_function("reduce", |b| {
         b.iter(|| {
             partitions
                 .iter()
-                .map(|blocks| reduce_partition(blocks).unwrap().rows)
+                .map(|blocks| reduce_partition(blocks, &texts).unwrap().rows)
                 .sum::<u64>()
         })
     });

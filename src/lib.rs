@@ -15,6 +15,7 @@ pub mod generate;
 pub mod parse;
 pub mod partition;
 pub mod pipeline;
+pub mod products;
 pub mod progress;
 pub mod reduce;
 pub mod rejects;

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Result;
 use crate::parse::Record;
+use crate::products::{ProductDict, ProductIds};
 use crate::reduce::prefix_key;
 use crate::spill::{Spill, SpillDir};
 
@@ -67,15 +68,18 @@ const GROUP_BODY_LIMIT: usize = 16 << 10;
 
 /// Appends a group in the partition encoding:
 /// `len u8, customer, body_len u16 LE, body` where the body is
-/// `n u8, m u8, m × day, n × (len u8, product, total)`: the first day as a zigzag LEB128 varint
+/// `n u8, m u8, m × day, n × (product, total)`: the first day as a zigzag LEB128 varint
 /// and each further one as the zigzag varint of its difference from the one before (a byte each
-/// when days come sorted), totals as zigzag varints. Text fields are at most 255 bytes (checked
-/// by the parser), so one length byte suffices; the body's length lets a reader step over a
-/// group without decoding it.
+/// when days come sorted); a product as the varint `id + 1` of its [`ProductDict`] id, or 0 and
+/// `len u8, text` when it has none; totals as zigzag varints. Text fields are at most 255 bytes
+/// (checked by the parser), so one length byte suffices; the body's length lets a reader step
+/// over a group without decoding it.
+///
+/// [`ProductDict`]: crate::products::ProductDict
 pub fn encode_group<'p>(
     buf: &mut Vec<u8>,
     customer: &[u8],
-    products: impl ExactSizeIterator<Item = (&'p [u8], i64)>,
+    products: impl ExactSizeIterator<Item = (Product<'p>, i64)>,
     days: &[i32],
 ) {
     buf.push(customer.len() as u8);
@@ -90,12 +94,27 @@ pub fn encode_group<'p>(
         previous = i64::from(day);
     }
     for (product, total) in products {
-        buf.push(product.len() as u8);
-        buf.extend_from_slice(product);
+        match product {
+            Product::Id(id) => put_varint(buf, u64::from(id) + 1),
+            Product::Text(text) => {
+                buf.push(0);
+                buf.push(text.len() as u8);
+                buf.extend_from_slice(text);
+            }
+        }
         put_varint(buf, zigzag(total));
     }
     let body = u16::try_from(buf.len() - body_at - 2).expect("group bodies are limited");
     buf[body_at..body_at + 2].copy_from_slice(&body.to_le_bytes());
+}
+
+/// A product code as a group holds it.
+#[derive(Clone, Copy, Debug)]
+pub enum Product<'p> {
+    /// An id of the run's product dictionary.
+    Id(u32),
+    /// The code itself.
+    Text(&'p [u8]),
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -134,7 +153,7 @@ pub fn encode_record(buf: &mut Vec<u8>, record: &Record<'_>) {
     encode_group(
         buf,
         record.customer,
-        std::iter::once((record.product, i64::from(record.units))),
+        std::iter::once((Product::Text(record.product), i64::from(record.units))),
         &[record.day],
     );
 }
@@ -162,8 +181,8 @@ impl<'a> Group<'a> {
         })
     }
 
-    /// The products with their summed units.
-    pub fn products(&self) -> impl Iterator<Item = (&'a [u8], i64)> + use<'a> {
+    /// The products with their summed units; `texts` are the run's product codes by id.
+    pub fn products(&self, texts: &'a [Box<[u8]>]) -> impl Iterator<Item = (&'a [u8], i64)> {
         // Step over the days: one byte below 0x80 ends each varint.
         let mut ends = 0;
         let days_len = match self.day_count {
@@ -181,8 +200,14 @@ impl<'a> Group<'a> {
         };
         let mut bytes = &self.rest[days_len..];
         (0..self.product_count).map(move |_| {
-            let (&len, rest) = bytes.split_first().expect("whole groups");
-            let (product, rest) = rest.split_at(usize::from(len));
+            let (tag, rest) = get_varint(bytes);
+            let (product, rest) = match tag {
+                0 => {
+                    let (&len, rest) = rest.split_first().expect("whole groups");
+                    rest.split_at(usize::from(len))
+                }
+                id => (&*texts[id as usize - 1], rest),
+            };
             let (total, rest) = get_varint(rest);
             bytes = rest;
             (product, unzigzag(total))
@@ -309,10 +334,11 @@ impl PendingGroup {
         true
     }
 
-    fn encode(&self, buf: &mut Vec<u8>) {
+    fn encode(&self, buf: &mut Vec<u8>, ids: &mut ProductIds<'_>) {
         let products = self.products.iter().map(|p| {
             let text = &self.product_bytes[p.start as usize..(p.start + p.len) as usize];
-            (text, p.total)
+            let product = ids.id(text).map_or(Product::Text(text), Product::Id);
+            (product, p.total)
         });
         encode_group(buf, &self.customer, products, &self.days);
     }
@@ -385,12 +411,20 @@ pub struct PartitionWriter<'s, 'd> {
     buffers: Vec<Vec<u8>>,
     block_size: usize,
     pending: PendingGroup,
+    ids: ProductIds<'s>,
 }
 
 impl<'s, 'd> PartitionWriter<'s, 'd> {
-    /// A writer into `store` that hands over blocks of about `block_size` bytes.
-    pub fn new(store: &'s PartitionStore<'d>, partitioner: Partitioner, block_size: usize) -> Self {
+    /// A writer into `store` that hands over blocks of about `block_size` bytes, with product
+    /// ids from `products`.
+    pub fn new(
+        store: &'s PartitionStore<'d>,
+        partitioner: Partitioner,
+        block_size: usize,
+        products: &'s ProductDict,
+    ) -> Self {
         PartitionWriter {
+            ids: ProductIds::new(products),
             buffers: (0..partitioner.count())
                 .map(|_| Vec::with_capacity(block_size + 1024))
                 .collect(),
@@ -426,7 +460,7 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
         let index = self.partitioner.partition_of(&self.pending.customer);
         let buffer = &mut self.buffers[index];
         self.pending.days.sort_unstable(); // small differences: a byte a day
-        self.pending.encode(buffer);
+        self.pending.encode(buffer, &mut self.ids);
         self.pending.clear();
         if buffer.len() >= self.block_size {
             let block = std::mem::replace(buffer, Vec::with_capacity(self.block_size + 1024));
@@ -455,11 +489,23 @@ mod tests {
     fn groups_round_trip() {
         let mut buf = Vec::new();
         let long = [b'x'; 255];
-        let products: [(&[u8], i64); 3] = [(b"PURA250", -5), (&long, i64::MAX), (b"p", i64::MIN)];
+        let texts: Vec<Box<[u8]>> = vec![Box::from(&b"ID0"[..]), Box::from(&b"PURA250"[..])];
+        let products: [(&[u8], i64); 4] = [
+            (b"PURA250", -5),
+            (&long, i64::MAX),
+            (b"p", i64::MIN),
+            (b"ID0", 7),
+        ];
+        let coded = [
+            (Product::Id(1), -5),
+            (Product::Text(&long), i64::MAX),
+            (Product::Text(b"p"), i64::MIN),
+            (Product::Id(0), 7),
+        ];
         encode_group(
             &mut buf,
             b"0023938",
-            products.iter().copied(),
+            coded.iter().copied(),
             &[15_000, i32::MIN],
         );
         encode_record(
@@ -474,10 +520,13 @@ mod tests {
         let groups: Vec<Group> = EncodedGroups::new(&buf).collect();
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].customer, b"0023938");
-        assert_eq!(groups[0].products().collect::<Vec<_>>(), products);
+        assert_eq!(groups[0].products(&texts).collect::<Vec<_>>(), products);
         assert_eq!(groups[0].days().collect::<Vec<_>>(), [15_000, i32::MIN]);
         assert_eq!(groups[1].customer, &long);
-        assert_eq!(groups[1].products().collect::<Vec<_>>(), [(&b"q"[..], 300)]);
+        assert_eq!(
+            groups[1].products(&texts).collect::<Vec<_>>(),
+            [(&b"q"[..], 300)]
+        );
     }
 
     #[test]
@@ -485,7 +534,8 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let dir = SpillDir::create(parent.path()).unwrap();
         let store = PartitionStore::new(1, usize::MAX, &dir);
-        let mut writer = PartitionWriter::new(&store, Partitioner::new(1), 1 << 20);
+        let products = ProductDict::new(1);
+        let mut writer = PartitionWriter::new(&store, Partitioner::new(1), 1 << 20, &products);
         let record = |customer: &'static str, product: &'static str, day, units| Record {
             customer: customer.as_bytes(),
             product: product.as_bytes(),
@@ -512,11 +562,13 @@ mod tests {
             .unwrap()
             .into_blocks()
             .unwrap();
+        let texts = products.into_texts(); // "P" got an id, "Q" found the dictionary full
+        assert_eq!(texts, [Box::from(&b"P"[..])]);
         let groups: Vec<Group> = EncodedGroups::new(&blocks[0]).collect();
         type Summary<'a> = (&'a [u8], Vec<(&'a [u8], i64)>, usize);
         let summary: Vec<Summary> = groups
             .iter()
-            .map(|g| (g.customer, g.products().collect(), g.days().count()))
+            .map(|g| (g.customer, g.products(&texts).collect(), g.days().count()))
             .collect();
         assert_eq!(
             summary[0],

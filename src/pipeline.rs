@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::{BadRow, Error, Result};
 use crate::parse::{ChunkParser, Header, Record, RowSink, read_header};
 use crate::partition::{PartitionStore, PartitionWriter, Partitioner};
+use crate::products::ProductDict;
 use crate::progress::{Phase, Progress, peak_memory};
 use crate::reduce::{Run, reduce_partition};
 use crate::rejects::{BadRows, write_rejects};
@@ -146,6 +147,7 @@ pub fn aggregate(
     let block_size = (config.memory_limit as usize / (8 * config.threads * partitions))
         .clamp(MIN_BLOCK as usize, 256 << 10);
     let bad_rows = BadRows::new(config.max_bad_rows);
+    let products = ProductDict::new(product_cap(config.memory_limit));
     log::info!(
         "{}: {} bytes; {} threads, {partitions} partitions, blocks of {block_size} bytes, \
          {store_budget} bytes of records kept in memory at most",
@@ -169,12 +171,13 @@ pub fn aggregate(
     pool.in_place_scope(|scope| {
         for _ in 0..config.threads {
             let receiver = receiver.clone();
-            let (source, header, store, bad_rows) = (&source, &header, &store, &bad_rows);
+            let (source, header, store, bad_rows, products) =
+                (&source, &header, &store, &bad_rows, &products);
             let (failed, fail, rows, partitioner) = (&failed, &fail, &rows, partitioner.clone());
             scope.spawn(move |_| {
                 let mut parser = ChunkParser::new(source.path(), &header.layout);
                 let mut worker = Worker {
-                    writer: PartitionWriter::new(store, partitioner, block_size),
+                    writer: PartitionWriter::new(store, partitioner, block_size, products),
                     bad_rows,
                     good: 0,
                     error: None,
@@ -247,6 +250,7 @@ pub fn aggregate(
         read_time.as_secs_f64(),
         spilled_bytes
     );
+    let products = products.into_texts();
     let customers = Mutex::new(0u64);
     pool.install(|| {
         store
@@ -256,7 +260,7 @@ pub fn aggregate(
                 crate::faults::point("reducing");
                 progress.advance(1);
                 let blocks = part.into_blocks()?;
-                let run = reduce_partition(&blocks)?;
+                let run = reduce_partition(&blocks, &products)?;
                 drop(blocks);
                 *customers.lock().expect("no panics while locked") += run.rows;
                 on_run(run)
@@ -277,6 +281,13 @@ pub fn aggregate(
         copy_time: Duration::ZERO,
         peak_memory: peak_memory(),
     })
+}
+
+/// How many product codes the run's dictionary may hold: about 4 KiB of the memory limit each
+/// (an entry costs some 100 bytes in the dictionary and the workers' caches), so that data with
+/// millions of distinct codes stays within the limit; later codes are written out as text.
+fn product_cap(memory_limit: u64) -> usize {
+    (memory_limit / 4096).max(1024) as usize
 }
 
 /// Smallest block a worker hands to the store: smaller would mean a write per few records.

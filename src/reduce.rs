@@ -46,7 +46,8 @@ impl Run {
     }
 }
 
-/// Reduces the groups in `blocks` (whole groups of one partition) into a sorted run.
+/// Reduces the groups in `blocks` (whole groups of one partition) into a sorted run; `products`
+/// are the run's product codes by id.
 ///
 /// No hashing: every group is indexed by its customer's 8-byte [`prefix_key`] and its place in
 /// the blocks, the index is sorted (integer keys; customers longer than eight bytes that share a
@@ -54,7 +55,7 @@ impl Run {
 /// product totals and days are gathered in small reused buffers and the row is encoded at once,
 /// already in output order. Partitions are sized to stay in cache, so the random reads of the
 /// gathering pass do not go to main memory.
-pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
+pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Run> {
     let mut index: Vec<u128> = Vec::with_capacity(blocks.iter().map(|b| b.len() / 16).sum());
     for (b, block) in blocks.iter().enumerate() {
         let mut groups = EncodedGroups::new(block);
@@ -100,7 +101,7 @@ pub fn reduce_partition(blocks: &[Vec<u8>]) -> Result<Run> {
         days.clear();
         let mut group = first;
         loop {
-            for (product, total) in group.products() {
+            for (product, total) in group.products(products) {
                 let key = prefix_key(product);
                 let long = product.len() > 8;
                 let same = |&(k, p, _): &(u64, &[u8], i64)| {
@@ -326,11 +327,29 @@ mod tests {
             units: i32::MAX,
         };
         encode_record(&mut block, &r);
-        let run = reduce_partition(&[block]).unwrap();
+        let run = reduce_partition(&[block], &[]).unwrap();
         let rows: Vec<_> = RunRows::new(&run.bytes).collect();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].favourite_product, b"big");
         assert_eq!(rows[0].longest_streak, 3);
+    }
+
+    #[test]
+    fn products_by_id_and_by_text_are_summed_apart() {
+        use crate::partition::{Product, encode_group};
+        // "big" has dictionary id 0; "small" came when the dictionary was full.
+        let texts: Vec<Box<[u8]>> = vec![Box::from(&b"big"[..])];
+        let mut block = Vec::new();
+        let group = |block: &mut Vec<u8>, big, small, day| {
+            let products = [(Product::Id(0), big), (Product::Text(b"small"), small)];
+            encode_group(block, b"c", products.into_iter(), &[day]);
+        };
+        group(&mut block, 5, 3, 10);
+        group(&mut block, 1, 4, 11);
+        let run = reduce_partition(&[block], &texts).unwrap();
+        let rows: Vec<_> = RunRows::new(&run.bytes).collect();
+        assert_eq!(rows[0].favourite_product, b"small", "7 units against 6");
+        assert_eq!(rows[0].longest_streak, 2);
     }
 
     #[test]
@@ -358,7 +377,7 @@ mod tests {
             };
             encode_record(&mut block, &r);
         }
-        let run = reduce_partition(&[block]).unwrap();
+        let run = reduce_partition(&[block], &[]).unwrap();
         let ids: Vec<&[u8]> = RunRows::new(&run.bytes).map(|r| r.customer_id).collect();
         let expected: [&[u8]; 7] = [
             b"0023938",

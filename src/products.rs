@@ -1,0 +1,140 @@
+//! Product codes interned once for the whole run: groups carry a small id instead of the text.
+//!
+//! A product code is repeated in nearly every group (a few dozen codes over millions of rows is
+//! typical), so its text is most of what partitions hold, spill and reduce. The run's
+//! [`ProductDict`] gives each code an id the first time a worker meets it; each worker asks it
+//! through a [`ProductIds`] cache, so the shared lock is taken about once per code and worker.
+//! The dictionary holds at most `cap` codes, which keeps memory bounded whatever the data: codes
+//! met once it is full are written out as text, every time, by every worker — a code is always
+//! either an id or text, so the reduce can tell equal codes apart by their text alone.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::reduce::prefix_key;
+
+/// The run's product codes and their ids.
+pub struct ProductDict {
+    inner: Mutex<Inner>,
+    cap: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    ids: HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    texts: Vec<Box<[u8]>>,
+}
+
+impl ProductDict {
+    /// A dictionary of at most `cap` codes.
+    pub fn new(cap: usize) -> Self {
+        ProductDict {
+            inner: Mutex::default(),
+            cap,
+        }
+    }
+
+    /// The id of `text`, given now if it is new and there is room; `None` when the dictionary is
+    /// full without it.
+    pub fn id(&self, text: &[u8]) -> Option<u32> {
+        let mut inner = self.inner.lock().expect("no panics while locked");
+        if let Some(&id) = inner.ids.get(text) {
+            return Some(id);
+        }
+        if inner.texts.len() >= self.cap {
+            return None;
+        }
+        let id = inner.texts.len() as u32;
+        inner.ids.insert(text.into(), id);
+        inner.texts.push(text.into());
+        Some(id)
+    }
+
+    /// The codes, indexed by id.
+    pub fn into_texts(self) -> Vec<Box<[u8]>> {
+        self.inner
+            .into_inner()
+            .expect("no panics while locked")
+            .texts
+    }
+}
+
+/// Slots of a worker's direct-mapped cache of short codes (a power of two).
+const SLOTS: usize = 1 << 12;
+
+/// One worker's way into the dictionary: a direct-mapped cache of codes of up to eight bytes
+/// (their [`prefix_key`] is the whole code) and a map of longer ones.
+pub struct ProductIds<'d> {
+    dict: &'d ProductDict,
+    /// (prefix key, answer) per slot; key 0 marks an empty slot (codes are never empty).
+    short: Box<[(u64, Option<u32>)]>,
+    long: HashMap<Box<[u8]>, Option<u32>, ahash::RandomState>,
+}
+
+impl<'d> ProductIds<'d> {
+    /// A cache in front of `dict`.
+    pub fn new(dict: &'d ProductDict) -> Self {
+        ProductIds {
+            dict,
+            short: vec![(0, None); SLOTS].into_boxed_slice(),
+            long: HashMap::default(),
+        }
+    }
+
+    /// The id of `text`, or `None` when it is to be written as text.
+    #[inline]
+    pub fn id(&mut self, text: &[u8]) -> Option<u32> {
+        if text.len() <= 8 {
+            let key = prefix_key(text);
+            let slot = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.ilog2())) as usize;
+            if self.short[slot].0 != key {
+                self.short[slot] = (key, self.dict.id(text));
+            }
+            return self.short[slot].1;
+        }
+        if let Some(&answer) = self.long.get(text) {
+            return answer;
+        }
+        if self.long.len() >= self.dict.cap.max(SLOTS) {
+            self.long.clear(); // stay bounded; the dictionary still knows every id
+        }
+        let answer = self.dict.id(text);
+        self.long.insert(text.into(), answer);
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_shared_between_workers_and_stop_at_the_cap() {
+        let dict = ProductDict::new(3);
+        let mut a = ProductIds::new(&dict);
+        let mut b = ProductIds::new(&dict);
+        let long = b"A-PRODUCT-CODE-LONGER-THAN-EIGHT-BYTES";
+        assert_eq!(a.id(b"PURA250"), Some(0));
+        assert_eq!(b.id(long), Some(1));
+        assert_eq!(b.id(b"PURA250"), Some(0));
+        assert_eq!(a.id(long), Some(1));
+        assert_eq!(a.id(b"SUPA101"), Some(2));
+        assert_eq!(b.id(b"TEAX800"), None, "full: written as text");
+        assert_eq!(a.id(b"TEAX800"), None);
+        assert_eq!(a.id(b"SUPA101"), Some(2), "known codes keep their ids");
+        let texts = dict.into_texts();
+        assert_eq!(texts.len(), 3);
+        assert_eq!(&*texts[1], &long[..]);
+    }
+
+    #[test]
+    fn colliding_short_codes_evict_each_other_and_keep_their_ids() {
+        let dict = ProductDict::new(100_000);
+        let mut ids = ProductIds::new(&dict);
+        let codes: Vec<String> = (0..20_000).map(|i| format!("P{i}")).collect();
+        let first: Vec<Option<u32>> = codes.iter().map(|c| ids.id(c.as_bytes())).collect();
+        let again: Vec<Option<u32>> = codes.iter().map(|c| ids.id(c.as_bytes())).collect();
+        assert_eq!(first, again);
+        assert_eq!(first[19_999], Some(19_999));
+    }
+}
