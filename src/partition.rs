@@ -310,12 +310,14 @@ impl PendingGroup {
                 None => return false,
             },
             None => {
-                // Room for the product's text, length and widest total, and one more day.
-                let body = self.product_bytes.len()
-                    + 11 * self.products.len()
-                    + 4 * self.days.len()
+                // An upper bound of the body with this product and one more day: a product is
+                // at most a 5-byte id (or a tag, a length and its text) and a 10-byte total, a
+                // day at most 5 bytes.
+                let body = 2
+                    + self.product_bytes.len()
                     + product.len()
-                    + 17;
+                    + 17 * (self.products.len() + 1)
+                    + 5 * (self.days.len() + 1);
                 if body > GROUP_BODY_LIMIT {
                     return false;
                 }
@@ -583,6 +585,42 @@ mod tests {
         assert_eq!(summary[3].2, 255);
         assert_eq!(summary[4].2, 45);
         assert_eq!(summary.len(), 5);
+    }
+
+    #[test]
+    fn groups_of_long_products_split_before_their_body_outgrows_its_length() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = SpillDir::create(parent.path()).unwrap();
+        let store = PartitionStore::new(1, usize::MAX, &dir);
+        let products = ProductDict::new(0); // every code as text
+        let mut writer = PartitionWriter::new(&store, Partitioner::new(1), 1 << 20, &products);
+        let codes: Vec<Vec<u8>> = (0..200u8)
+            .map(|i| vec![b'a' + i % 26; 200 + usize::from(i % 50)])
+            .collect();
+        for (i, code) in codes.iter().enumerate() {
+            let record = Record {
+                customer: b"c",
+                product: code,
+                day: i as i32,
+                units: -1,
+            };
+            writer.push(&record).unwrap();
+        }
+        writer.finish().unwrap();
+        let blocks = store
+            .into_partitions()
+            .pop()
+            .unwrap()
+            .into_blocks()
+            .unwrap();
+        let groups: Vec<Group> = EncodedGroups::new(&blocks[0]).collect();
+        assert!(groups.len() > 1);
+        let (mut seen, mut days) = (0, 0);
+        for g in &groups {
+            seen += g.products(&[]).map(|(_, total)| total).sum::<i64>();
+            days += g.days().count();
+        }
+        assert_eq!((seen, days), (-200, 200));
     }
 
     #[test]
