@@ -183,6 +183,14 @@ impl<'a> Group<'a> {
 
     /// The products with their summed units; `texts` are the run's product codes by id.
     pub fn products(&self, texts: &'a [Box<[u8]>]) -> impl Iterator<Item = (&'a [u8], i64)> {
+        self.coded_products().map(|(product, total)| match product {
+            Product::Id(id) => (&*texts[id as usize], total),
+            Product::Text(text) => (text, total),
+        })
+    }
+
+    /// The products as the group holds them, with their summed units.
+    pub fn coded_products(&self) -> impl Iterator<Item = (Product<'a>, i64)> + use<'a> {
         // Step over the days: one byte below 0x80 ends each varint.
         let mut ends = 0;
         let days_len = match self.day_count {
@@ -204,9 +212,10 @@ impl<'a> Group<'a> {
             let (product, rest) = match tag {
                 0 => {
                     let (&len, rest) = rest.split_first().expect("whole groups");
-                    rest.split_at(usize::from(len))
+                    let (text, rest) = rest.split_at(usize::from(len));
+                    (Product::Text(text), rest)
                 }
-                id => (&*texts[id as usize - 1], rest),
+                id => (Product::Id(id as u32 - 1), rest),
             };
             let (total, rest) = get_varint(rest);
             bytes = rest;

@@ -6,7 +6,7 @@
 //! `customer_id` in byte order, in a compact encoding that sinks merge or stream.
 
 use crate::error::{Error, Result};
-use crate::partition::EncodedGroups;
+use crate::partition::{EncodedGroups, Product};
 
 /// One output row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,12 +56,16 @@ impl Run {
 /// already in output order. Partitions are sized to stay in cache, so the random reads of the
 /// gathering pass do not go to main memory.
 pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Run> {
+    // Entry: prefix key (64 bits), whether the customer is longer than 8 bytes (1 bit), block
+    // (23 bits), offset in the block (40 bits). Equal keys sort short before long, as bytes do.
     let mut index: Vec<u128> = Vec::with_capacity(blocks.iter().map(|b| b.len() / 16).sum());
     for (b, block) in blocks.iter().enumerate() {
+        assert!(b as u64 <= LOC_BLOCK_MASK && (block.len() as u64) < 1 << LOC_OFFSET_BITS);
         let mut groups = EncodedGroups::new(block);
         let mut offset = 0;
         while let Some(group) = groups.next() {
-            let loc = ((b as u64) << LOC_OFFSET_BITS) | offset as u64;
+            let long = u64::from(group.customer.len() > 8) << 63;
+            let loc = long | ((b as u64) << LOC_OFFSET_BITS) | offset as u64;
             index.push((u128::from(prefix_key(group.customer)) << 64) | u128::from(loc));
             offset = block.len() - groups.remaining();
         }
@@ -69,19 +73,20 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
     index.sort_unstable();
     let group_at = |entry: u128| {
         let loc = entry as u64;
-        let block = &blocks[(loc >> LOC_OFFSET_BITS) as usize];
+        let block = &blocks[((loc >> LOC_OFFSET_BITS) & LOC_BLOCK_MASK) as usize];
         let offset = (loc & ((1 << LOC_OFFSET_BITS) - 1)) as usize;
         EncodedGroups::new(&block[offset..])
             .next()
             .expect("the index points at groups")
     };
-    // Equal keys stand for one customer unless one of them is longer than eight bytes: then order
-    // those by their bytes (the sort kept equal keys together, but in order of place).
+    let is_long = |entry: u128| (entry as u64) >> 63 == 1;
+    // Equal keys stand for one customer unless some are longer than eight bytes (they sort last):
+    // then order those by their bytes (the sort kept equal keys together, but in order of place).
     let mut i = 0;
     while i < index.len() {
         let key = index[i] >> 64;
         let j = i + index[i..].iter().take_while(|&&e| e >> 64 == key).count();
-        if j - i > 1 && index[i..j].iter().any(|&e| group_at(e).customer.len() > 8) {
+        if j - i > 1 && is_long(index[j - 1]) {
             index[i..j].sort_by(|&a, &b| group_at(a).customer.cmp(group_at(b).customer));
         }
         i = j;
@@ -91,7 +96,8 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
         bytes: Vec::with_capacity(index.len() * 8),
         ..Run::default()
     };
-    let mut totals: Vec<(u64, &[u8], i64)> = Vec::new();
+    // (dictionary id + 1, or 0 for a code kept as text; the text; the total)
+    let mut totals: Vec<(u32, &[u8], i64)> = Vec::new();
     let mut days: Vec<i32> = Vec::new();
     let mut i = 0;
     while i < index.len() {
@@ -101,20 +107,22 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
         days.clear();
         let mut group = first;
         loop {
-            for (product, total) in group.products(products) {
-                let key = prefix_key(product);
-                let long = product.len() > 8;
-                let same = |&(k, p, _): &(u64, &[u8], i64)| {
-                    k == key && ((!long && p.len() <= 8) || p == product)
+            for (product, total) in group.coded_products() {
+                let (tag, text) = match product {
+                    Product::Id(id) => (id + 1, &[][..]),
+                    Product::Text(text) => (0, text),
                 };
-                match totals.iter_mut().find(|t| same(t)) {
+                match totals
+                    .iter_mut()
+                    .find(|(t, p, _)| *t == tag && (tag != 0 || *p == text))
+                {
                     Some((_, _, sum)) => {
                         *sum = sum.checked_add(total).ok_or_else(|| Error::Overflow {
                             customer: String::from_utf8_lossy(customer_id).into_owned(),
                             what: "the total units of a product",
                         })?;
                     }
-                    None => totals.push((key, product, total)),
+                    None => totals.push((tag, text, total)),
                 }
             }
             days.extend(group.days());
@@ -123,9 +131,13 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
                 break;
             }
             group = group_at(index[i]);
-            if (customer_id.len() > 8 || group.customer.len() > 8) && group.customer != customer_id
-            {
+            if (is_long(index[i]) || is_long(index[i - 1])) && group.customer != customer_id {
                 break;
+            }
+        }
+        for (tag, text, _) in &mut totals {
+            if *tag != 0 {
+                *text = &products[*tag as usize - 1];
             }
         }
         run.push(&CustomerRow {
@@ -137,18 +149,16 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
     Ok(run)
 }
 
-/// Bits of an index entry's place that hold the offset in its block (the rest: the block).
+/// Bits of an index entry's place that hold the offset in its block; the block is in the bits
+/// above them (masked by `LOC_BLOCK_MASK`), and the top bit tells a customer longer than 8 bytes.
 const LOC_OFFSET_BITS: u32 = 40;
+const LOC_BLOCK_MASK: u64 = (1 << 23) - 1;
 
-/// [`favourite_product`] of totals tagged with their products' prefix keys.
-fn favourite<'a>(totals: &[(u64, &'a [u8], i64)]) -> &'a [u8] {
+/// [`favourite_product`] of tagged totals.
+fn favourite<'a>(totals: &[(u32, &'a [u8], i64)]) -> &'a [u8] {
     totals
         .iter()
-        .max_by(|a, b| {
-            a.2.cmp(&b.2)
-                .then_with(|| b.0.cmp(&a.0))
-                .then_with(|| b.1.cmp(a.1))
-        })
+        .max_by(|a, b| a.2.cmp(&b.2).then_with(|| b.1.cmp(a.1)))
         .map(|&(_, product, _)| product)
         .expect("a customer has at least one record")
 }
