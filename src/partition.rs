@@ -540,42 +540,49 @@ mod tests {
         );
     }
 
-    #[test]
-    fn consecutive_records_of_a_customer_fold_into_one_group() {
+    /// The bytes one writer makes of `records` in a single partition, with a dictionary of at
+    /// most `cap` product codes; and the codes it holds.
+    fn one_partition(records: &[Record<'_>], cap: usize) -> (Vec<u8>, Vec<Box<[u8]>>) {
         let parent = tempfile::tempdir().unwrap();
         let dir = SpillDir::create(parent.path()).unwrap();
         let store = PartitionStore::new(1, usize::MAX, &dir);
-        let products = ProductDict::new(1);
+        let products = ProductDict::new(cap);
         let mut writer = PartitionWriter::new(&store, Partitioner::new(1), 1 << 20, &products);
+        for record in records {
+            writer.push(record).unwrap();
+        }
+        writer.finish().unwrap();
+        let mut blocks = store
+            .into_partitions()
+            .pop()
+            .unwrap()
+            .into_blocks()
+            .unwrap();
+        assert_eq!(blocks.len(), 1);
+        (blocks.pop().unwrap(), products.into_texts())
+    }
+
+    #[test]
+    fn consecutive_records_of_a_customer_fold_into_one_group() {
         let record = |customer: &'static str, product: &'static str, day, units| Record {
             customer: customer.as_bytes(),
             product: product.as_bytes(),
             day,
             units,
         };
-        for r in [
+        let mut records = vec![
             record("a", "P", 1, 5),
             record("a", "Q", 1, 1),
             record("a", "P", 2, i32::MAX),
             record("b", "P", 1, 1),
             record("a", "P", 3, 1),
-        ] {
-            writer.push(&r).unwrap();
-        }
+        ];
         // 300 distinct days: the group is split at 255.
-        for day in 0..300 {
-            writer.push(&record("c", "P", day, 1)).unwrap();
-        }
-        writer.finish().unwrap();
-        let blocks = store
-            .into_partitions()
-            .pop()
-            .unwrap()
-            .into_blocks()
-            .unwrap();
-        let texts = products.into_texts(); // "P" got an id, "Q" found the dictionary full
+        records.extend((0..300).map(|day| record("c", "P", day, 1)));
+        let (block, texts) = one_partition(&records, 1);
+        // "P" got an id, "Q" found the dictionary full.
         assert_eq!(texts, [Box::from(&b"P"[..])]);
-        let groups: Vec<Group> = EncodedGroups::new(&blocks[0]).collect();
+        let groups: Vec<Group> = EncodedGroups::new(&block).collect();
         type Summary<'a> = (&'a [u8], Vec<(&'a [u8], i64)>, usize);
         let summary: Vec<Summary> = groups
             .iter()
@@ -598,31 +605,19 @@ mod tests {
 
     #[test]
     fn groups_of_long_products_split_before_their_body_outgrows_its_length() {
-        let parent = tempfile::tempdir().unwrap();
-        let dir = SpillDir::create(parent.path()).unwrap();
-        let store = PartitionStore::new(1, usize::MAX, &dir);
-        let products = ProductDict::new(0); // every code as text
-        let mut writer = PartitionWriter::new(&store, Partitioner::new(1), 1 << 20, &products);
         let codes: Vec<Vec<u8>> = (0..200u8)
             .map(|i| vec![b'a' + i % 26; 200 + usize::from(i % 50)])
             .collect();
-        for (i, code) in codes.iter().enumerate() {
-            let record = Record {
+        let records: Vec<Record> = (0..200)
+            .map(|i| Record {
                 customer: b"c",
-                product: code,
+                product: &codes[i],
                 day: i as i32,
                 units: -1,
-            };
-            writer.push(&record).unwrap();
-        }
-        writer.finish().unwrap();
-        let blocks = store
-            .into_partitions()
-            .pop()
-            .unwrap()
-            .into_blocks()
-            .unwrap();
-        let groups: Vec<Group> = EncodedGroups::new(&blocks[0]).collect();
+            })
+            .collect();
+        let (block, _) = one_partition(&records, 0); // every code as text
+        let groups: Vec<Group> = EncodedGroups::new(&block).collect();
         assert!(groups.len() > 1);
         let (mut seen, mut days) = (0, 0);
         for g in &groups {
