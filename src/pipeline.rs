@@ -66,11 +66,12 @@ pub fn run_to_csv(config: &Config, output: &Path, progress: &dyn Progress) -> Re
     } else {
         (config.memory_limit / 4) as usize
     };
-    let sink = CsvSink::new(output, &spill, budget, config.threads);
-    let mut summary = aggregate(config, &spill, progress, |run| sink.accept(run))?;
+    let sink = CsvSink::new(output, &spill, budget);
+    let pool = thread_pool(config.threads)?;
+    let mut summary = aggregate(config, &pool, &spill, progress, |run| sink.accept(run))?;
     let started = Instant::now();
     progress.start(Phase::Write, Some(summary.customers));
-    let written = sink.finish(progress)?;
+    let written = sink.finish(&pool, progress)?;
     debug_assert_eq!(written, summary.customers);
     summary.write_time = started.elapsed();
     summary.peak_memory = peak_memory();
@@ -90,10 +91,11 @@ pub fn run_to_postgres(
 ) -> Result<Summary> {
     let mut loader = Loader::prepare(connection, target, lock_timeout)?;
     let spill = SpillDir::create(&config.spill_dir)?;
+    let pool = thread_pool(config.threads)?;
     let (sender, receiver) = crossbeam_channel::bounded::<Run>(config.threads * 2);
     let (aggregated, copied) = std::thread::scope(|scope| {
         let copier = scope.spawn(|| loader.copy(receiver));
-        let aggregated = aggregate(config, &spill, progress, |run| {
+        let aggregated = aggregate(config, &pool, &spill, progress, |run| {
             sender.send(run).map_err(|_| Error::Database {
                 what: target.to_string(),
                 message: "the COPY stopped".into(),
@@ -122,15 +124,11 @@ pub fn run_to_postgres(
 /// several threads at once). Spill files go to `spill`.
 pub fn aggregate(
     config: &Config,
+    pool: &rayon::ThreadPool,
     spill: &SpillDir,
     progress: &dyn Progress,
     on_run: impl Fn(Run) -> Result<()> + Sync,
 ) -> Result<Summary> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.threads)
-        .thread_name(|i| format!("custagg-{i}"))
-        .build()
-        .map_err(|e| Error::Usage(format!("cannot start {} threads: {e}", config.threads)))?;
     let started = Instant::now();
     let source = Source::open(&config.source)?;
     let (header, mut feed) = open_feed(&source, config)?;
@@ -283,11 +281,20 @@ pub fn aggregate(
     })
 }
 
-/// How many product codes the run's dictionary may hold: about 4 KiB of the memory limit each
-/// (an entry costs some 100 bytes in the dictionary and the workers' caches), so that data with
-/// millions of distinct codes stays within the limit; later codes are written out as text.
+/// How many product codes the run's dictionary may hold: at most 65,536 (a catalogue's worth;
+/// beyond it ids stop paying for their look-ups), and no more than one per 4 KiB of the memory
+/// limit; later codes are written out as text.
 fn product_cap(memory_limit: u64) -> usize {
-    (memory_limit / 4096).max(1024) as usize
+    (memory_limit / 4096).clamp(1024, 1 << 16) as usize
+}
+
+/// The run's rayon pool of `threads` workers (the aggregation and the CSV sink's merge share it).
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("custagg-{i}"))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))
 }
 
 /// Smallest block a worker hands to the store: smaller would mean a write per few records.

@@ -15,21 +15,15 @@ use crate::reduce::prefix_key;
 
 /// The run's product codes and their ids.
 pub struct ProductDict {
-    inner: Mutex<Inner>,
+    ids: Mutex<HashMap<Box<[u8]>, u32, ahash::RandomState>>,
     cap: usize,
-}
-
-#[derive(Default)]
-struct Inner {
-    ids: HashMap<Box<[u8]>, u32, ahash::RandomState>,
-    texts: Vec<Box<[u8]>>,
 }
 
 impl ProductDict {
     /// A dictionary of at most `cap` codes.
     pub fn new(cap: usize) -> Self {
         ProductDict {
-            inner: Mutex::default(),
+            ids: Mutex::default(),
             cap,
         }
     }
@@ -37,38 +31,45 @@ impl ProductDict {
     /// The id of `text`, given now if it is new and there is room; `None` when the dictionary is
     /// full without it.
     pub fn id(&self, text: &[u8]) -> Option<u32> {
-        let mut inner = self.inner.lock().expect("no panics while locked");
-        if let Some(&id) = inner.ids.get(text) {
+        let mut ids = self.ids.lock().expect("no panics while locked");
+        if let Some(&id) = ids.get(text) {
             return Some(id);
         }
-        if inner.texts.len() >= self.cap {
+        if ids.len() >= self.cap {
             return None;
         }
-        let id = inner.texts.len() as u32;
-        inner.ids.insert(text.into(), id);
-        inner.texts.push(text.into());
+        let id = ids.len() as u32;
+        ids.insert(text.into(), id);
         Some(id)
     }
 
     /// The codes, indexed by id.
     pub fn into_texts(self) -> Vec<Box<[u8]>> {
-        self.inner
-            .into_inner()
-            .expect("no panics while locked")
-            .texts
+        let ids = self.ids.into_inner().expect("no panics while locked");
+        let mut texts = vec![Box::default(); ids.len()];
+        for (text, id) in ids {
+            texts[id as usize] = text;
+        }
+        texts
     }
 }
 
-/// Slots of a worker's direct-mapped cache of short codes (a power of two).
+/// What the dictionary said of a code: its id, or `None` to write it as text.
+type Answer = Option<u32>;
+
+/// Slots of each of a worker's two direct-mapped caches (a power of two).
 const SLOTS: usize = 1 << 12;
 
-/// One worker's way into the dictionary: a direct-mapped cache of codes of up to eight bytes
-/// (their [`prefix_key`] is the whole code) and a map of longer ones.
+/// One worker's way into the dictionary: direct-mapped caches of the answers it got, one for codes
+/// of up to eight bytes (their [`prefix_key`] is the whole code) and one for longer codes (by a
+/// hash, checked against the code). A code that loses its slot is asked again.
 pub struct ProductIds<'d> {
     dict: &'d ProductDict,
     /// (prefix key, answer) per slot; key 0 marks an empty slot (codes are never empty).
-    short: Box<[(u64, Option<u32>)]>,
-    long: HashMap<Box<[u8]>, Option<u32>, ahash::RandomState>,
+    short: Box<[(u64, Answer)]>,
+    /// (code, answer) per slot; an empty code marks an empty slot.
+    long: Box<[(Box<[u8]>, Answer)]>,
+    hasher: ahash::RandomState,
 }
 
 impl<'d> ProductIds<'d> {
@@ -77,30 +78,29 @@ impl<'d> ProductIds<'d> {
         ProductIds {
             dict,
             short: vec![(0, None); SLOTS].into_boxed_slice(),
-            long: HashMap::default(),
+            long: vec![(Box::default(), None); SLOTS].into_boxed_slice(),
+            hasher: ahash::RandomState::with_seeds(5, 6, 7, 8),
         }
     }
 
     /// The id of `text`, or `None` when it is to be written as text.
     #[inline]
     pub fn id(&mut self, text: &[u8]) -> Option<u32> {
+        let slot_of =
+            |hash: u64| (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.ilog2())) as usize;
         if text.len() <= 8 {
             let key = prefix_key(text);
-            let slot = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.ilog2())) as usize;
-            if self.short[slot].0 != key {
-                self.short[slot] = (key, self.dict.id(text));
+            let slot = &mut self.short[slot_of(key)];
+            if slot.0 != key {
+                *slot = (key, self.dict.id(text));
             }
-            return self.short[slot].1;
+            return slot.1;
         }
-        if let Some(&answer) = self.long.get(text) {
-            return answer;
+        let slot = &mut self.long[slot_of(self.hasher.hash_one(text))];
+        if *slot.0 != *text {
+            *slot = (text.into(), self.dict.id(text));
         }
-        if self.long.len() >= self.dict.cap.max(SLOTS) {
-            self.long.clear(); // stay bounded; the dictionary still knows every id
-        }
-        let answer = self.dict.id(text);
-        self.long.insert(text.into(), answer);
-        answer
+        slot.1
     }
 }
 

@@ -26,9 +26,9 @@ pub struct Run {
     pub bytes: Vec<u8>,
     /// Number of rows.
     pub rows: u64,
-    /// The [`prefix_key`] and offset of every [`RUN_INDEX_EVERY`]th row, from the first: where
-    /// a merge can cut the run by key without decoding all of it.
-    pub index: Vec<(u64, usize)>,
+    /// The customer and offset of every [`RUN_INDEX_EVERY`]th row, from the first: where a
+    /// merge can cut the run by customer without decoding all of it.
+    pub index: Vec<(Box<[u8]>, usize)>,
 }
 
 /// Rows between two entries of a run's index.
@@ -38,8 +38,7 @@ impl Run {
     /// Appends `row`, which sorts after every row already in the run.
     pub fn push(&mut self, row: &CustomerRow<'_>) {
         if self.rows.is_multiple_of(RUN_INDEX_EVERY) {
-            self.index
-                .push((prefix_key(row.customer_id), self.bytes.len()));
+            self.index.push((row.customer_id.into(), self.bytes.len()));
         }
         encode_row(&mut self.bytes, row);
         self.rows += 1;

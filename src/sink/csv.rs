@@ -3,9 +3,9 @@
 //! Runs arrive from the reducers in any order; each is sorted, and partitions hold disjoint
 //! customers, so a k-way merge gives the global byte order whatever the thread count or memory
 //! limit. Runs stay in memory within the sink's budget and are appended to one spill file
-//! beyond it. The merge runs in parallel: the key space is cut into ranges at quantiles of the
-//! runs' indexes, every run is cut at the same keys, and each range is merged and formatted on
-//! its own, a few ranges at a time, then written in order. The output is written to a temporary
+//! beyond it. The merge runs in parallel: the customers are cut into ranges at quantiles of the
+//! runs' indexes, every run is cut at the same customers, and each range is merged and formatted
+//! on its own, a few ranges at a time, then written in order. The output is written to a temporary
 //! file beside the target and renamed over it at the end, so a failed run never leaves a
 //! half-written file.
 
@@ -36,7 +36,6 @@ pub struct CsvSink<'d> {
     path: PathBuf,
     dir: &'d SpillDir,
     budget: usize,
-    threads: usize,
     runs: Mutex<Runs>,
 }
 
@@ -55,18 +54,16 @@ struct StoredRun {
     bytes: Option<Vec<u8>>,
     offset: u64,
     len: usize,
-    index: Vec<(u64, usize)>,
+    index: Vec<(Box<[u8]>, usize)>,
 }
 
 impl<'d> CsvSink<'d> {
-    /// A sink into `path` that keeps at most `budget` bytes of runs in memory and merges on
-    /// `threads` threads.
-    pub fn new(path: &Path, dir: &'d SpillDir, budget: usize, threads: usize) -> Self {
+    /// A sink into `path` that keeps at most `budget` bytes of runs in memory.
+    pub fn new(path: &Path, dir: &'d SpillDir, budget: usize) -> Self {
         CsvSink {
             path: path.into(),
             dir,
             budget,
-            threads: threads.max(1),
             runs: Mutex::default(),
         }
     }
@@ -116,17 +113,13 @@ impl<'d> CsvSink<'d> {
         Ok(())
     }
 
-    /// Merges every run into the output file; returns the number of rows written.
-    pub fn finish(self, progress: &dyn Progress) -> Result<u64> {
+    /// Merges every run into the output file on `pool`; returns the number of rows written.
+    pub fn finish(self, pool: &rayon::ThreadPool, progress: &dyn Progress) -> Result<u64> {
         let runs = self.runs.into_inner().expect("no panics while locked");
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(self.threads)
-            .thread_name(|i| format!("custagg-merge-{i}"))
-            .build()
-            .map_err(|e| Error::Usage(format!("cannot start {} threads: {e}", self.threads)))?;
+        let threads = pool.current_num_threads();
         let mut file = AtomicFile::create(&self.path, "cannot write the output file")?;
         let written =
-            file.write_with(|f| pool.install(|| write_merged(&runs, f, self.threads, progress)))?;
+            file.write_with(|f| pool.install(|| write_merged(&runs, f, threads, progress)))?;
         if let Some((_, path)) = &runs.file {
             let _ = std::fs::remove_file(path);
         }
@@ -152,24 +145,26 @@ impl StoredRun {
         Ok(Cow::Owned(buf))
     }
 
-    /// Where each of `splits` (ascending keys) cuts the run: the offset of its first row whose
-    /// key is at least the split key. Starts with 0 and ends with the run's length.
-    fn cuts(&self, file: Option<&File>, splits: &[u64]) -> io::Result<Vec<usize>> {
+    /// Where each of `splits` (ascending customers) cuts the run: the offset of its first row
+    /// whose customer is not below the split. Starts with 0 and ends with the run's length.
+    fn cuts(&self, file: Option<&File>, splits: &[&[u8]]) -> io::Result<Vec<usize>> {
         let mut cuts = Vec::with_capacity(splits.len() + 2);
         cuts.push(0);
         for &split in splits {
-            let i = self.index.partition_point(|&(key, _)| key < split);
+            let i = self
+                .index
+                .partition_point(|(customer, _)| &**customer < split);
             if i == 0 {
                 cuts.push(0);
                 continue;
             }
-            // The cut is among the rows from index entry i - 1 (key below) to entry i.
+            // The cut is among the rows from index entry i - 1 (below) to entry i.
             let from = self.index[i - 1].1;
             let to = self.index.get(i).map_or(self.len, |&(_, offset)| offset);
             let span = self.read(file, from..to)?;
             let mut cut = from;
             for row in RunRows::new(&span) {
-                if prefix_key(row.customer_id) >= split {
+                if row.customer_id >= split {
                     break;
                 }
                 cut += encoded_len(&row);
@@ -196,15 +191,16 @@ fn write_merged(
     let spill = runs.file.as_ref().map(|(file, _)| file);
     let total: usize = stored.iter().map(|r| r.len).sum();
     let ranges = (total / RANGE_BYTES + 1).max(threads * 4);
-    // Split keys at quantiles of every run's indexed keys; hash partitioning makes each run a
-    // sample of the whole key space, so the ranges come out of about equal size.
-    let mut keys: Vec<u64> = stored
+    // Split at quantiles of every run's indexed customers; hash partitioning makes each run a
+    // sample of all customers, so the ranges come out of about equal size. (Customers, not
+    // their 8-byte keys: ids that all share their first eight bytes still spread over ranges.)
+    let mut indexed: Vec<&[u8]> = stored
         .iter()
-        .flat_map(|r| r.index.iter().map(|&(key, _)| key))
+        .flat_map(|r| r.index.iter().map(|(customer, _)| &**customer))
         .collect();
-    keys.sort_unstable();
-    let mut splits: Vec<u64> = (1..ranges)
-        .filter_map(|i| keys.get(i * keys.len() / ranges).copied())
+    indexed.sort_unstable();
+    let mut splits: Vec<&[u8]> = (1..ranges)
+        .filter_map(|i| indexed.get(i * indexed.len() / ranges).copied())
         .collect();
     splits.dedup();
     let cuts: Vec<Vec<usize>> = stored
@@ -341,11 +337,12 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let dir = SpillDir::create(parent.path()).unwrap();
         let out = parent.path().join("out.csv");
-        let sink = CsvSink::new(&out, &dir, 12, 2);
+        let sink = CsvSink::new(&out, &dir, 12);
         sink.accept(run(&["a", "c", "e"])).unwrap();
         sink.accept(run(&["B", "d"])).unwrap(); // beyond the budget: on disk
         sink.accept(run(&[])).unwrap();
-        assert_eq!(sink.finish(&crate::progress::NoProgress).unwrap(), 5);
+        let pool = crate::pipeline::thread_pool(2).unwrap();
+        assert_eq!(sink.finish(&pool, &crate::progress::NoProgress).unwrap(), 5);
         let text = std::fs::read_to_string(&out).unwrap();
         let ids: Vec<&str> = text.lines().skip(1).map(|l| &l[..1]).collect();
         assert_eq!(ids, ["B", "a", "c", "d", "e"]);
@@ -359,7 +356,7 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let dir = SpillDir::create(parent.path()).unwrap();
         let out = parent.path().join("out.csv");
-        let sink = CsvSink::new(&out, &dir, 4_000, 3);
+        let sink = CsvSink::new(&out, &dir, 4_000);
         let mut all = Vec::new();
         for r in 0..40u32 {
             let mut ids: Vec<String> = (0..300u32)
@@ -378,8 +375,9 @@ mod tests {
         }
         all.sort();
         all.dedup();
+        let pool = crate::pipeline::thread_pool(3).unwrap();
         assert_eq!(
-            sink.finish(&crate::progress::NoProgress).unwrap(),
+            sink.finish(&pool, &crate::progress::NoProgress).unwrap(),
             all.len() as u64
         );
         let text = std::fs::read_to_string(&out).unwrap();
