@@ -3,8 +3,9 @@
 //! The pipeline (SPEC §1), one module per stage:
 //! [`source`] maps the file and cuts it into chunks at record boundaries; [`parse`] reads the
 //! header and the records of a chunk (csv-core); [`partition`] hash-partitions records by customer
-//! into memory or [`spill`] files; [`reduce`] turns a partition into sorted customer rows; a
-//! [`sink`] writes them. [`pipeline`] runs the stages on a rayon pool.
+//! into memory or [`spill`] files, with product codes interned by [`products`]; [`reduce`] turns a
+//! partition into sorted customer rows; a [`sink`] writes them. [`pipeline`] runs the stages on a
+//! rayon pool.
 
 pub mod atomic;
 pub mod config;
