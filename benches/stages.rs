@@ -80,38 +80,27 @@ fn stages(c: &mut Criterion) {
     });
 
     let spill = SpillDir::create(dir.path()).unwrap();
+    // Parses and partitions the whole file into 64 partitions of `store`.
+    let partition = |store: &PartitionStore<'_>, products: &ProductDict| {
+        let mut parser = ChunkParser::new(&path, layout);
+        let writer = PartitionWriter::new(store, Partitioner::new(64), 64 << 10, products);
+        let mut sink = Partitioned(writer);
+        for chunk in chunks(&data, header.data_start, header.data_line) {
+            parser.parse(&chunk, &mut sink);
+        }
+        sink.0.finish().unwrap();
+    };
     group.bench_function("chunk+parse+partition", |b| {
         b.iter(|| {
             let store = PartitionStore::new(64, usize::MAX, &spill);
-            let products = ProductDict::new(1 << 16);
-            let mut parser = ChunkParser::new(&path, layout);
-            let mut sink = Partitioned(PartitionWriter::new(
-                &store,
-                Partitioner::new(64),
-                64 << 10,
-                &products,
-            ));
-            for chunk in chunks(&data, header.data_start, header.data_line) {
-                parser.parse(&chunk, &mut sink);
-            }
-            sink.0.finish().unwrap();
+            partition(&store, &ProductDict::new(1 << 16));
             store.into_partitions().len()
         })
     });
 
     let store = PartitionStore::new(64, usize::MAX, &spill);
     let products = ProductDict::new(1 << 16);
-    let mut parser = ChunkParser::new(&path, layout);
-    let mut sink = Partitioned(PartitionWriter::new(
-        &store,
-        Partitioner::new(64),
-        64 << 10,
-        &products,
-    ));
-    for chunk in chunks(&data, header.data_start, header.data_line) {
-        parser.parse(&chunk, &mut sink);
-    }
-    sink.0.finish().unwrap();
+    partition(&store, &products);
     let partitions: Vec<Vec<Vec<u8>>> = store
         .into_partitions()
         .into_iter()
