@@ -41,8 +41,8 @@ for i in $(seq "$RUNS"); do
     summary=$($BIN --source "$SOURCE" --host "$PGDIR" --user postgres --database bench \
         --table customers 2>&1)
     end=$(now)
-    write=$(grep -o 'write [0-9.]* s' <<<"$summary" | grep -o '[0-9.]*')
-    copy=$(grep -o 'COPY [0-9.]* s' <<<"$summary" | grep -o '[0-9.]*')
+    write=$(grep -oE 'write +[0-9.]+ s' <<<"$summary" | grep -oE '[0-9.]+')
+    copy=$(grep -oE 'COPY +[0-9.]+ s' <<<"$summary" | grep -oE '[0-9.]+')
     custagg_load+=("$(awk "BEGIN {print $write + $copy}")")
     custagg_wall+=("$(awk "BEGIN {print $end - $start}")")
 
