@@ -304,7 +304,7 @@ const MIN_BLOCK: u64 = 16 << 10;
 /// each), at least a few per thread for balance, and few enough that every worker's buffer per
 /// partition fits a quarter of the memory budget.
 fn partition_count(source_len: Option<u64>, memory_limit: u64, threads: usize) -> usize {
-    const SOURCE_PER_PARTITION: u64 = 1 << 20;
+    const SOURCE_PER_PARTITION: u64 = 4 << 20;
     let len = source_len.unwrap_or(64 << 30);
     let wanted = len.div_ceil(SOURCE_PER_PARTITION).next_power_of_two();
     let buffers_fit = (memory_limit / (4 * threads as u64 * MIN_BLOCK)).max(1);
