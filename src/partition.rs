@@ -181,7 +181,9 @@ impl<'a> Group<'a> {
         })
     }
 
-    /// The products with their summed units; `texts` are the run's product codes by id.
+    /// The products with their summed units; `texts` are the run's product codes by id. (The
+    /// reduce works on [`Group::coded_products`]; this reads them back in tests.)
+    #[cfg(test)]
     pub fn products(&self, texts: &'a [Box<[u8]>]) -> impl Iterator<Item = (&'a [u8], i64)> {
         self.coded_products().map(|(product, total)| match product {
             Product::Id(id) => (&*texts[id as usize], total),

@@ -69,7 +69,6 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
             offset = block.len() - groups.remaining();
         }
     }
-    index.sort_unstable();
     let group_at = |entry: u128| {
         let loc = entry as u64;
         let block = &blocks[((loc >> LOC_OFFSET_BITS) & LOC_BLOCK_MASK) as usize];
@@ -79,17 +78,12 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
             .expect("the index points at groups")
     };
     let is_long = |entry: u128| (entry as u64) >> 63 == 1;
-    // Equal keys stand for one customer unless some are longer than eight bytes (they sort last):
-    // then order those by their bytes (the sort kept equal keys together, but in order of place).
-    let mut i = 0;
-    while i < index.len() {
-        let key = index[i] >> 64;
-        let j = i + index[i..].iter().take_while(|&&e| e >> 64 == key).count();
-        if j - i > 1 && is_long(index[j - 1]) {
-            index[i..j].sort_by(|&a, &b| group_at(a).customer.cmp(group_at(b).customer));
-        }
-        i = j;
-    }
+    // Equal keys stand for one customer unless some are longer than eight bytes (they sort last).
+    sort_by_text(
+        &mut index,
+        |equal| is_long(equal[equal.len() - 1]),
+        |entry| group_at(entry).customer,
+    );
 
     let mut run = Run {
         bytes: Vec::with_capacity(index.len() * 8),
@@ -141,7 +135,7 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
         }
         run.push(&CustomerRow {
             customer_id,
-            favourite_product: favourite(&totals),
+            favourite_product: favourite_product(totals.iter().map(|&(_, p, total)| (p, total))),
             longest_streak: longest_streak(&mut days),
         });
     }
@@ -153,13 +147,25 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
 const LOC_OFFSET_BITS: u32 = 40;
 const LOC_BLOCK_MASK: u64 = (1 << 23) - 1;
 
-/// [`favourite_product`] of tagged totals.
-fn favourite<'a>(totals: &[(u32, &'a [u8], i64)]) -> &'a [u8] {
-    totals
-        .iter()
-        .max_by(|a, b| a.2.cmp(&b.2).then_with(|| b.1.cmp(a.1)))
-        .map(|&(_, product, _)| product)
-        .expect("a customer has at least one record")
+/// Sorts `entries` into the byte order of the texts they stand for. An entry holds its text's
+/// [`prefix_key`] in the high 64 bits and where to find the text in the low 64: one integer sort
+/// orders every pair of entries whose keys differ, and then each run of equal keys for which
+/// `may_differ` holds (texts longer than eight bytes can share a key) is ordered by `text_of`.
+pub fn sort_by_text<'t>(
+    entries: &mut [u128],
+    may_differ: impl Fn(&[u128]) -> bool,
+    text_of: impl Fn(u128) -> &'t [u8],
+) {
+    entries.sort_unstable();
+    let mut i = 0;
+    while i < entries.len() {
+        let key = entries[i] >> 64;
+        let j = i + entries[i..].iter().take_while(|&&e| e >> 64 == key).count();
+        if j - i > 1 && may_differ(&entries[i..j]) {
+            entries[i..j].sort_by(|&a, &b| text_of(a).cmp(text_of(b)));
+        }
+        i = j;
+    }
 }
 
 /// The first eight bytes, zero-padded, as a big-endian integer: integer order is byte order for
@@ -186,11 +192,11 @@ pub fn prefix_key(bytes: &[u8]) -> u64 {
 }
 
 /// The product with the greatest total; ties go to the smallest product code in byte order.
-pub fn favourite_product<'a>(totals: &[(&'a [u8], i64)]) -> &'a [u8] {
+pub fn favourite_product<'a>(totals: impl IntoIterator<Item = (&'a [u8], i64)>) -> &'a [u8] {
     totals
-        .iter()
+        .into_iter()
         .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
-        .map(|&(product, _)| product)
+        .map(|(product, _)| product)
         .expect("a customer has at least one record")
 }
 
@@ -230,6 +236,11 @@ impl<'a> RunRows<'a> {
     /// The rows of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
         RunRows { bytes }
+    }
+
+    /// Bytes not yet iterated.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len()
     }
 }
 
@@ -307,11 +318,12 @@ mod tests {
 
     #[test]
     fn favourite_ties_go_to_the_smallest_code() {
-        assert_eq!(favourite_product(&[(b"B", 5), (b"A", 5), (b"C", 4)]), b"A");
-        assert_eq!(favourite_product(&[(b"B", 6), (b"A", 5)]), b"B");
-        assert_eq!(favourite_product(&[(b"b", -1), (b"a", -2)]), b"b");
+        let favourite = |totals: &[(&'static [u8], i64)]| favourite_product(totals.iter().copied());
+        assert_eq!(favourite(&[(b"B", 5), (b"A", 5), (b"C", 4)]), b"A");
+        assert_eq!(favourite(&[(b"B", 6), (b"A", 5)]), b"B");
+        assert_eq!(favourite(&[(b"b", -1), (b"a", -2)]), b"b");
         assert_eq!(
-            favourite_product(&[(b"a", 0), (b"B", 0)]),
+            favourite(&[(b"a", 0), (b"B", 0)]),
             b"B",
             "byte order: 'B' < 'a'"
         );

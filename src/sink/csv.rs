@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::reduce::{CustomerRow, Run, RunRows, prefix_key};
+use crate::reduce::{Run, RunRows, prefix_key, sort_by_text};
 use crate::spill::SpillDir;
 
 /// The CSV header of the output.
@@ -162,23 +162,16 @@ impl StoredRun {
             let from = self.index[i - 1].1;
             let to = self.index.get(i).map_or(self.len, |&(_, offset)| offset);
             let span = self.read(file, from..to)?;
-            let mut cut = from;
-            for row in RunRows::new(&span) {
-                if row.customer_id >= split {
-                    break;
-                }
-                cut += encoded_len(&row);
+            let mut rows = RunRows::new(&span);
+            let mut below = 0; // bytes of the span's rows before the split
+            while rows.next().is_some_and(|row| row.customer_id < split) {
+                below = span.len() - rows.remaining();
             }
-            cuts.push(cut);
+            cuts.push(from + below);
         }
         cuts.push(self.len);
         Ok(cuts)
     }
-}
-
-/// Bytes of `row` in the run encoding.
-fn encoded_len(row: &CustomerRow<'_>) -> usize {
-    row.customer_id.len() + row.favourite_product.len() + 6
 }
 
 fn write_merged(
@@ -252,23 +245,16 @@ fn merge_range(spans: &[Cow<'_, [u8]>]) -> (Vec<u8>, u64) {
     let bytes: usize = spans.iter().map(|s| s.len()).sum();
     let mut entries: Vec<u128> = Vec::with_capacity(bytes / 12);
     for (s, span) in spans.iter().enumerate() {
+        let mut rows = RunRows::new(span);
         let mut offset = 0;
-        for row in RunRows::new(span) {
+        while let Some(row) = rows.next() {
             let key = u128::from(prefix_key(row.customer_id)) << 64;
             entries.push(key | (s as u128) << 32 | offset as u128);
-            offset += encoded_len(&row);
+            offset = span.len() - rows.remaining();
         }
     }
-    entries.sort_unstable();
-    let mut i = 0;
-    while i < entries.len() {
-        let key = entries[i] >> 64;
-        let j = i + entries[i..].iter().take_while(|&&e| e >> 64 == key).count();
-        if j - i > 1 {
-            entries[i..j].sort_by(|&a, &b| row_at(a).customer_id.cmp(row_at(b).customer_id));
-        }
-        i = j;
-    }
+    // A customer is in one run, once: rows with equal keys are always different customers.
+    sort_by_text(&mut entries, |_| true, |entry| row_at(entry).customer_id);
 
     let mut out = Vec::with_capacity(bytes + bytes / 4);
     for &entry in &entries {
@@ -304,6 +290,7 @@ pub fn write_field(out: &mut impl Write, value: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reduce::CustomerRow;
 
     fn field(v: &str) -> String {
         let mut out = Vec::new();
