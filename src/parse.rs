@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use crate::date::{DateError, parse_date};
 use crate::error::{BadRow, Error, Result};
+use crate::reduce::prefix_key;
 use crate::source::{Chunk, count_newlines, find_boundary};
 
 /// The columns a source must have, as SPEC §2 spells them (matched case-insensitively).
@@ -114,6 +115,24 @@ pub struct Record<'a> {
     pub day: i32,
     /// `unitsSold`.
     pub units: i32,
+    /// [`prefix_key`] of `customer`.
+    pub customer_key: u64,
+    /// [`prefix_key`] of `product`.
+    pub product_key: u64,
+}
+
+impl<'a> Record<'a> {
+    /// A record of these values, with their keys.
+    pub fn new(customer: &'a [u8], product: &'a [u8], day: i32, units: i32) -> Self {
+        Record {
+            customer,
+            product,
+            day,
+            units,
+            customer_key: prefix_key(customer),
+            product_key: prefix_key(product),
+        }
+    }
 }
 
 /// Reads the header at the start of `data` (which may begin with a UTF-8 BOM and blank lines).
@@ -281,6 +300,7 @@ impl<'a> ChunkParser<'a> {
         let data: &[u8] = &chunk.data;
         let mut reader: Option<csv_core::Reader> = None;
         let mut specials = Specials::new(data, self.layout.delimiter);
+        let mut window = Window::new(data, self.layout.delimiter);
         let mut rows = 0;
         let mut pos = 0;
         let (mut line_pos, mut line) = (0, chunk.first_line);
@@ -294,7 +314,9 @@ impl<'a> ChunkParser<'a> {
             }
             let start = pos;
             let delimiter = self.layout.delimiter;
-            let outcome = match split_plain(&mut specials, start, &mut self.spans) {
+            let fast = window.split(data, start, &mut self.spans);
+            let outcome = match fast.or_else(|| split_plain(&mut specials, start, &mut self.spans))
+            {
                 Some((next, count)) => {
                     pos = next;
                     self.check_plain(data, count)
@@ -368,16 +390,23 @@ impl<'a> ChunkParser<'a> {
         // The common case in straight-line code; any doubt goes to the checks in column order,
         // which name the leftmost bad field.
         let (customer, product) = (field(layout.customer), field(layout.product));
-        if is_plain_text(customer)
-            && is_plain_text(product)
+        // A good text's prefix key, from the word its check loaded when it is that short.
+        let text_key = |(start, end): (usize, usize)| match short_word(data, start, end - start) {
+            Some(word) => is_ascii_without_nul(word, end - start).then(|| word.swap_bytes()),
+            None => is_plain_text(&data[start..end]).then(|| prefix_key(&data[start..end])),
+        };
+        if let Some(customer_key) = text_key(self.spans[layout.customer])
+            && let Some(product_key) = text_key(self.spans[layout.product])
             && let Some(day) = self.dates.day_fast(field(layout.date))
-            && let Ok(units) = check_units(field(layout.units))
+            && let Some(units) = small_units(field(layout.units))
         {
             return Ok(Record {
                 customer,
                 product,
                 day,
                 units,
+                customer_key,
+                product_key,
             });
         }
         self.check_values(field)
@@ -410,12 +439,7 @@ impl<'a> ChunkParser<'a> {
 
     /// Checks the four required fields of a record with the right number of fields.
     fn check_values<'d>(&self, field: impl Fn(usize) -> &'d [u8]) -> Result<Record<'d>, RowError> {
-        let mut record = Record {
-            customer: b"",
-            product: b"",
-            day: 0,
-            units: 0,
-        };
+        let mut record = Record::new(b"", b"", 0, 0);
         for &(index, column) in &self.checks {
             let value = field(index);
             let result = match column {
@@ -434,7 +458,12 @@ impl<'a> ChunkParser<'a> {
                 return Err((name.clone(), reason, false));
             }
         }
-        Ok(record)
+        Ok(Record::new(
+            record.customer,
+            record.product,
+            record.day,
+            record.units,
+        ))
     }
 }
 
@@ -496,6 +525,168 @@ fn split_plain(
             _ => return None, // a quote, or a carriage return inside the line
         }
     }
+}
+
+/// The fast way through a chunk's plain records: bit masks of a 128-byte window of the chunk —
+/// delimiters, line feeds, and the bytes that need the general path (quotes, and carriage returns
+/// not followed by a line feed) — from which a record's fields come out of a few bit operations,
+/// without looking at each special byte. The window moves on by 64 bytes as records are taken.
+struct Window<'d> {
+    data: &'d [u8],
+    delimiter: u8,
+    /// Where the window starts.
+    base: usize,
+    delimiters: u128,
+    line_feeds: u128,
+    quotes: u128,
+    carriage_returns: u128,
+    /// Quotes, and carriage returns not followed by a line feed (one at the window's last byte
+    /// counts, as its next byte is not known yet).
+    odd: u128,
+}
+
+impl<'d> Window<'d> {
+    fn new(data: &'d [u8], delimiter: u8) -> Self {
+        let mut window = Window {
+            data,
+            delimiter,
+            base: 0,
+            delimiters: 0,
+            line_feeds: 0,
+            quotes: 0,
+            carriage_returns: 0,
+            odd: 0,
+        };
+        window.fill(0);
+        window
+    }
+
+    /// Starts the window at `base`.
+    fn fill(&mut self, base: usize) {
+        self.base = base;
+        let low = class_masks(self.data, base, self.delimiter);
+        let high = class_masks(self.data, base + 64, self.delimiter);
+        let join = |i: usize| u128::from(low[i]) | (u128::from(high[i]) << 64);
+        (self.delimiters, self.line_feeds) = (join(0), join(1));
+        (self.quotes, self.carriage_returns) = (join(2), join(3));
+        self.set_odd();
+    }
+
+    /// Moves the window on by 64 bytes.
+    fn slide(&mut self) {
+        self.base += 64;
+        let high = class_masks(self.data, self.base + 64, self.delimiter);
+        let slide = |old: u128, new: u64| (old >> 64) | (u128::from(new) << 64);
+        self.delimiters = slide(self.delimiters, high[0]);
+        self.line_feeds = slide(self.line_feeds, high[1]);
+        self.quotes = slide(self.quotes, high[2]);
+        self.carriage_returns = slide(self.carriage_returns, high[3]);
+        self.set_odd();
+    }
+
+    fn set_odd(&mut self) {
+        self.odd = self.quotes | (self.carriage_returns & !(self.line_feeds >> 1));
+    }
+
+    /// Splits the record at `start` into `spans`, like [`split_plain`], when it is plain, lies
+    /// within the window and has exactly `spans.len()` fields; `None` sends it the general way.
+    #[inline]
+    fn split(
+        &mut self,
+        data: &[u8],
+        start: usize,
+        spans: &mut [(usize, usize)],
+    ) -> Option<(usize, usize)> {
+        if start - self.base >= 64 {
+            if start - self.base < 128 {
+                self.slide();
+            } else {
+                self.fill(start);
+            }
+        }
+        let shift = start - self.base; // below 64
+        let line_feeds = self.line_feeds >> shift;
+        if line_feeds == 0 {
+            return None; // longer than the window, or the chunk's last record without a line end
+        }
+        let len = line_feeds.trailing_zeros() as usize;
+        let inside = (1u128 << len) - 1;
+        let mut delimiters = (self.delimiters >> shift) & inside;
+        let count = spans.len();
+        let (last, fields) = spans.split_last_mut()?;
+        if (self.odd >> shift) & inside != 0 || delimiters.count_ones() as usize != fields.len() {
+            return None;
+        }
+        let mut field_start = start;
+        for span in fields {
+            let end = start + delimiters.trailing_zeros() as usize;
+            *span = (field_start, end);
+            field_start = end + 1;
+            delimiters &= delimiters - 1;
+        }
+        let line_feed = start + len;
+        let crlf = line_feed > field_start && data[line_feed - 1] == b'\r';
+        *last = (field_start, line_feed - usize::from(crlf));
+        Some((line_feed + 1, count))
+    }
+}
+
+/// Masks of the delimiter, line feeds, quotes and carriage returns among the up to 64 bytes from
+/// `from` (bit `i` for `data[from + i]`).
+#[inline]
+fn class_masks(data: &[u8], from: usize, delimiter: u8) -> [u64; 4] {
+    match data.get(from..from + 64) {
+        Some(window) => class_masks64(window.try_into().expect("64 bytes"), delimiter),
+        None => data
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .fold([0; 4], |mut masks, (i, &b)| {
+                let class = [delimiter, b'\n', b'"', b'\r'].iter().position(|&c| c == b);
+                if let Some(class) = class {
+                    masks[class] |= 1 << i;
+                }
+                masks
+            }),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn class_masks64(window: &[u8; 64], delimiter: u8) -> [u64; 4] {
+    // SAFETY: SSE2 is part of the x86_64 baseline, so every CPU that runs this code has it.
+    unsafe { class_masks64_sse2(window, delimiter) }
+}
+
+/// [`class_masks`] of a whole window with SSE2: a 16-byte compare and a `movemask` per class
+/// and 16 bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn class_masks64_sse2(window: &[u8; 64], delimiter: u8) -> [u64; 4] {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set_epi64x, _mm_set1_epi8};
+    let classes = [delimiter, b'\n', b'"', b'\r'].map(|b| _mm_set1_epi8(b as i8));
+    let mut masks = [0u64; 4];
+    for (k, part) in window.chunks_exact(16).enumerate() {
+        let word = |i: usize| i64::from_le_bytes(part[i..i + 8].try_into().expect("eight bytes"));
+        let v = _mm_set_epi64x(word(8), word(0));
+        for (mask, class) in masks.iter_mut().zip(classes) {
+            *mask |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, class)) as u16) << (16 * k);
+        }
+    }
+    masks
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn class_masks64(window: &[u8; 64], delimiter: u8) -> [u64; 4] {
+    let classes = [delimiter, b'\n', b'"', b'\r'];
+    let mut masks = [0u64; 4];
+    for (i, &b) in window.iter().enumerate() {
+        for (mask, &class) in masks.iter_mut().zip(&classes) {
+            *mask |= u64::from(b == class) << i;
+        }
+    }
+    masks
 }
 
 /// The positions of the delimiter, quotes, CR and LF in a chunk, in order, found 64 bytes at a
@@ -801,17 +992,49 @@ fn shown(value: &[u8]) -> String {
     }
 }
 
+/// The 1 to 8 bytes of `data[start..start + len]` as a little-endian word, zero above them, when
+/// eight bytes can be read at `start` (one load instead of a loop over the bytes).
+#[inline]
+fn short_word(data: &[u8], start: usize, len: usize) -> Option<u64> {
+    if !(1..=8).contains(&len) {
+        return None;
+    }
+    let word = u64::from_le_bytes(data.get(start..start + 8)?.try_into().expect("eight bytes"));
+    Some(word & (u64::MAX >> (8 * (8 - len))))
+}
+
+/// Whether the low `bytes` bytes of `word` (1 to 8) are ASCII without NUL.
+#[inline]
+fn is_ascii_without_nul(word: u64, bytes: usize) -> bool {
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // High bit of each byte: set for bytes of 0x80 and above, or (second term) for non-zero ones.
+    let mask = HIGHS >> (8 * (8 - bytes)); // the low `bytes` bytes
+    word & mask == 0 && (((word & LOWS) + LOWS) | word) & mask == mask
+}
+
+/// `unitsSold` of one to nine digits without a sign — the common case, which always fits an
+/// `i32`; `None` for anything else (then [`check_units`] decides).
+#[inline]
+fn small_units(value: &[u8]) -> Option<i32> {
+    if !(1..=9).contains(&value.len()) {
+        return None;
+    }
+    let mut n = 0u32;
+    let mut bad = 0u32;
+    for &b in value {
+        let digit = u32::from(b.wrapping_sub(b'0'));
+        bad |= u32::from(digit > 9);
+        n = n.wrapping_mul(10).wrapping_add(digit);
+    }
+    (bad == 0).then_some(n as i32)
+}
+
 /// Whether `value` is 1 to 255 bytes of ASCII without NUL: the common case of a good text field,
 /// checked eight bytes at a time.
 #[inline]
 fn is_plain_text(value: &[u8]) -> bool {
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    // High bit of each byte: set for bytes of 0x80 and above, or (second term) for non-zero ones.
-    let ascii_without_nul = |word: u64, bytes: usize| {
-        let mask = HIGHS >> (8 * (8 - bytes)); // the low `bytes` bytes
-        word & mask == 0 && (((word & LOWS) + LOWS) | word) & mask == mask
-    };
+    let ascii_without_nul = is_ascii_without_nul;
     if !(1..=MAX_TEXT_BYTES).contains(&value.len()) {
         return false;
     }
@@ -940,6 +1163,64 @@ mod tests {
         let mut v = HEADER.to_vec();
         v.extend_from_slice(rows.as_bytes());
         v
+    }
+
+    #[test]
+    fn window_splits_plain_records_like_split_plain() {
+        // Records of `count` fields of 0 to 40 bytes (so from a few bytes to 300, crossing the
+        // window's 64- and 128-byte borders at every offset), with now and then a quote, a CR, a
+        // CRLF line end or one delimiter too many or too few.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut fast = 0;
+        for count in 1..=8 {
+            let mut data = Vec::new();
+            while data.len() < 100_000 {
+                for field in 0..count {
+                    if field > 0 {
+                        data.push(b'|');
+                    }
+                    for _ in 0..next(41) {
+                        data.push(match next(2000) {
+                            0 => b'"',
+                            1 => b'\r',
+                            2 => b'|',
+                            _ => b'a' + next(26) as u8,
+                        });
+                    }
+                }
+                data.extend_from_slice(if next(4) == 0 { b"\r\n" } else { b"\n" });
+            }
+            let mut window = Window::new(&data, b'|');
+            let mut specials = Specials::new(&data, b'|');
+            let mut spans = vec![(0, 0); count];
+            let mut expected = vec![(0, 0); count];
+            let mut pos = 0;
+            while pos < data.len() {
+                while pos < data.len() && matches!(data[pos], b'\n' | b'\r') {
+                    pos += 1;
+                }
+                if pos == data.len() {
+                    break;
+                }
+                let plain = split_plain(&mut specials, pos, &mut expected);
+                if let Some(split) = window.split(&data, pos, &mut spans) {
+                    assert_eq!(Some(split), plain, "{count} fields, record at {pos}");
+                    assert_eq!(spans, expected, "{count} fields, record at {pos}");
+                    fast += 1;
+                }
+                pos = match plain {
+                    Some((next, _)) => next,
+                    None => memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1),
+                };
+            }
+        }
+        assert!(fast > 5_000, "the window took only {fast} records");
     }
 
     #[test]

@@ -47,14 +47,23 @@ impl Partitioner {
     /// The partition of `customer`.
     #[inline]
     pub fn partition_of(&self, customer: &[u8]) -> usize {
-        let hash = if customer.len() <= 8 {
-            // The prefix key is the whole text: one folded multiply mixes it.
-            let product = u128::from(prefix_key(customer) ^ 0x243f_6a88_85a3_08d3)
-                * u128::from(0x9e37_79b9_7f4a_7c15_u64);
-            (product as u64) ^ ((product >> 64) as u64)
-        } else {
-            self.hasher.hash_one(customer)
-        };
+        if customer.len() <= 8 {
+            return self.partition_of_short(prefix_key(customer));
+        }
+        self.partition_of_hash(self.hasher.hash_one(customer))
+    }
+
+    /// The partition of the customer of up to eight bytes whose [`prefix_key`] is `key`: the key
+    /// is the whole text, and one folded multiply mixes it.
+    #[inline]
+    pub fn partition_of_short(&self, key: u64) -> usize {
+        let product =
+            u128::from(key ^ 0x243f_6a88_85a3_08d3) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
+        self.partition_of_hash((product as u64) ^ ((product >> 64) as u64))
+    }
+
+    #[inline]
+    fn partition_of_hash(&self, hash: u64) -> usize {
         // Multiply-shift maps the hash onto [0, count) without a division.
         ((u128::from(hash) * self.count as u128) >> 64) as usize
     }
@@ -265,56 +274,83 @@ impl<'a> Iterator for EncodedGroups<'a> {
 }
 
 /// The records of one customer seen in a row, being folded into a group.
+///
+/// Texts of up to eight bytes are held by their [`prefix_key`] and length alone (the key's
+/// big-endian bytes are the text); only longer ones are copied.
 #[derive(Default)]
 struct PendingGroup {
-    customer: Vec<u8>,
+    /// The customer's prefix key and length (length 0: no group is pending).
     customer_key: u64,
-    /// Product texts, back to back.
-    product_bytes: Vec<u8>,
+    customer_len: usize,
+    /// The customer's text, when it is longer than eight bytes.
+    long_customer: Vec<u8>,
     products: Vec<PendingProduct>,
+    /// Texts of the products that are longer than eight bytes or have no id, back to back.
+    product_bytes: Vec<u8>,
     days: Vec<i32>,
 }
 
-/// A product of a pending group: its prefix key, its text in `product_bytes`, its total.
+/// A product of a pending group: its prefix key and length, its text in `product_bytes` when it
+/// is longer than eight bytes or has no id, its dictionary id if it has one, its total.
 struct PendingProduct {
     key: u64,
-    start: u32,
     len: u32,
+    start: u32,
+    id: Option<u32>,
     total: i64,
 }
 
-/// Whether two texts with prefix keys `a_key` and `b_key` are equal: texts of up to eight bytes
-/// are equal exactly when their keys and lengths are.
+/// A text as a pending group holds it: up to eight bytes in its key, longer ones in `long`.
 #[inline]
-fn same_text(a_key: u64, a: &[u8], b_key: u64, b: &[u8]) -> bool {
-    a_key == b_key && a.len() == b.len() && (a.len() <= 8 || a == b)
+fn held_text<'a>(key: u64, len: usize, long: &'a [u8], short: &'a mut [u8; 8]) -> &'a [u8] {
+    if len > 8 {
+        long
+    } else {
+        *short = key.to_be_bytes();
+        &short[..len]
+    }
 }
 
 impl PendingGroup {
-    /// Whether `customer` (with prefix key `key`) is this group's customer.
+    /// Whether `customer` (with prefix key `key`) is this group's customer: texts of up to eight
+    /// bytes are equal exactly when their keys and lengths are.
     #[inline]
     fn is_of(&self, key: u64, customer: &[u8]) -> bool {
-        same_text(self.customer_key, &self.customer, key, customer)
+        self.customer_key == key
+            && self.customer_len == customer.len()
+            && (customer.len() <= 8 || self.long_customer == customer)
     }
 
     /// Starts the group of `customer`.
+    #[inline]
     fn start(&mut self, key: u64, customer: &[u8]) {
-        self.customer.extend_from_slice(customer);
         self.customer_key = key;
+        self.customer_len = customer.len();
+        if customer.len() > 8 {
+            self.long_customer.extend_from_slice(customer);
+        }
     }
 
-    /// Folds a record of this group's customer in; false when the group is full or a total
-    /// would overflow (the caller then starts a new group).
+    /// Folds a record of this group's customer in (`key` is the product's prefix key); false
+    /// when the group is full or a total would overflow (the caller then starts a new group).
     #[inline]
-    fn add(&mut self, product: &[u8], units: i32, day: i32) -> bool {
+    fn add(
+        &mut self,
+        key: u64,
+        product: &[u8],
+        units: i32,
+        day: i32,
+        ids: &mut ProductIds<'_>,
+    ) -> bool {
         if self.products.len() == GROUP_LIMIT || self.days.len() == GROUP_LIMIT {
             return false;
         }
-        let key = prefix_key(product);
+        let len = product.len();
         let bytes = &self.product_bytes;
         match self.products.iter_mut().find(|p| {
-            let text = &bytes[p.start as usize..(p.start + p.len) as usize];
-            same_text(p.key, text, key, product)
+            p.key == key
+                && p.len as usize == len
+                && (len <= 8 || &bytes[p.start as usize..p.start as usize + len] == product)
         }) {
             Some(p) => match p.total.checked_add(i64::from(units)) {
                 Some(sum) => p.total = sum,
@@ -326,19 +362,24 @@ impl PendingGroup {
                 // day at most 5 bytes.
                 let body = 2
                     + self.product_bytes.len()
-                    + product.len()
+                    + 8 * self.products.len()
+                    + len
                     + 17 * (self.products.len() + 1)
                     + 5 * (self.days.len() + 1);
                 if body > GROUP_BODY_LIMIT {
                     return false;
                 }
+                let id = ids.id_keyed(key, product);
                 self.products.push(PendingProduct {
                     key,
+                    len: len as u32,
                     start: self.product_bytes.len() as u32,
-                    len: product.len() as u32,
+                    id,
                     total: i64::from(units),
                 });
-                self.product_bytes.extend_from_slice(product);
+                if len > 8 || id.is_none() {
+                    self.product_bytes.extend_from_slice(product);
+                }
             }
         }
         if !self.days.contains(&day) {
@@ -347,18 +388,30 @@ impl PendingGroup {
         true
     }
 
-    fn encode(&self, buf: &mut Vec<u8>, ids: &mut ProductIds<'_>) {
+    fn encode(&self, buf: &mut Vec<u8>) {
+        let mut short = [0; 8];
+        let customer = held_text(
+            self.customer_key,
+            self.customer_len,
+            &self.long_customer,
+            &mut short,
+        );
         let products = self.products.iter().map(|p| {
-            let text = &self.product_bytes[p.start as usize..(p.start + p.len) as usize];
-            let product = ids.id(text).map_or(Product::Text(text), Product::Id);
+            let product = match p.id {
+                Some(id) => Product::Id(id),
+                None => {
+                    Product::Text(&self.product_bytes[p.start as usize..(p.start + p.len) as usize])
+                }
+            };
             (product, p.total)
         });
-        encode_group(buf, &self.customer, products, &self.days);
+        encode_group(buf, customer, products, &self.days);
     }
 
     fn clear(&mut self) {
-        self.customer.clear();
         self.customer_key = 0;
+        self.customer_len = 0;
+        self.long_customer.clear();
         self.product_bytes.clear();
         self.products.clear();
         self.days.clear();
@@ -451,15 +504,22 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
     /// Adds one record: to the pending group when it is the same customer's, else to a new one.
     #[inline]
     pub fn push(&mut self, record: &Record<'_>) -> Result<()> {
-        let key = prefix_key(record.customer);
+        let key = record.customer_key;
         if !self.pending.is_of(key, record.customer) {
             self.flush_group()?;
             self.pending.start(key, record.customer);
         }
-        if !self.pending.add(record.product, record.units, record.day) {
+        let (product, units, day) = (record.product, record.units, record.day);
+        let product_key = record.product_key;
+        if !self
+            .pending
+            .add(product_key, product, units, day, &mut self.ids)
+        {
             self.flush_group()?;
             self.pending.start(key, record.customer);
-            let added = self.pending.add(record.product, record.units, record.day);
+            let added = self
+                .pending
+                .add(product_key, product, units, day, &mut self.ids);
             debug_assert!(added, "an empty group takes any record");
         }
         Ok(())
@@ -467,13 +527,18 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
 
     /// Encodes the pending group into its partition's buffer.
     fn flush_group(&mut self) -> Result<()> {
-        if self.pending.customer.is_empty() {
+        let pending = &mut self.pending;
+        if pending.customer_len == 0 {
             return Ok(()); // customers are never empty: nothing is pending
         }
-        let index = self.partitioner.partition_of(&self.pending.customer);
+        let index = if pending.customer_len <= 8 {
+            self.partitioner.partition_of_short(pending.customer_key)
+        } else {
+            self.partitioner.partition_of(&pending.long_customer)
+        };
         let buffer = &mut self.buffers[index];
-        self.pending.days.sort_unstable(); // small differences: a byte a day
-        self.pending.encode(buffer, &mut self.ids);
+        pending.days.sort_unstable(); // small differences: a byte a day
+        pending.encode(buffer);
         self.pending.clear();
         if buffer.len() >= self.block_size {
             let block = std::mem::replace(buffer, Vec::with_capacity(self.block_size + 1024));
@@ -521,15 +586,7 @@ mod tests {
             coded.iter().copied(),
             &[15_000, i32::MIN],
         );
-        encode_record(
-            &mut buf,
-            &Record {
-                customer: &long,
-                product: b"q",
-                day: 1,
-                units: 300,
-            },
-        );
+        encode_record(&mut buf, &Record::new(&long, b"q", 1, 300));
         let groups: Vec<Group> = EncodedGroups::new(&buf).collect();
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].customer, b"0023938");
@@ -566,11 +623,8 @@ mod tests {
 
     #[test]
     fn consecutive_records_of_a_customer_fold_into_one_group() {
-        let record = |customer: &'static str, product: &'static str, day, units| Record {
-            customer: customer.as_bytes(),
-            product: product.as_bytes(),
-            day,
-            units,
+        let record = |customer: &'static str, product: &'static str, day, units| {
+            Record::new(customer.as_bytes(), product.as_bytes(), day, units)
         };
         let mut records = vec![
             record("a", "P", 1, 5),
@@ -611,12 +665,7 @@ mod tests {
             .map(|i| vec![b'a' + i % 26; 200 + usize::from(i % 50)])
             .collect();
         let records: Vec<Record> = (0..200)
-            .map(|i| Record {
-                customer: b"c",
-                product: &codes[i],
-                day: i as i32,
-                units: -1,
-            })
+            .map(|i| Record::new(b"c", &codes[i], i as i32, -1))
             .collect();
         let (block, _) = one_partition(&records, 0); // every code as text
         let groups: Vec<Group> = EncodedGroups::new(&block).collect();

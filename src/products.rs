@@ -86,10 +86,15 @@ impl<'d> ProductIds<'d> {
     /// The id of `text`, or `None` when it is to be written as text.
     #[inline]
     pub fn id(&mut self, text: &[u8]) -> Option<u32> {
+        self.id_keyed(prefix_key(text), text)
+    }
+
+    /// [`ProductIds::id`] of `text` whose [`prefix_key`] is `key`.
+    #[inline]
+    pub fn id_keyed(&mut self, key: u64, text: &[u8]) -> Option<u32> {
         let slot_of =
             |hash: u64| (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.ilog2())) as usize;
         if text.len() <= 8 {
-            let key = prefix_key(text);
             let slot = &mut self.short[slot_of(key)];
             if slot.0 != key {
                 *slot = (key, self.dict.id(text));

@@ -361,20 +361,10 @@ mod tests {
     fn sums_go_beyond_i32() {
         let mut block = Vec::new();
         for d in 0..3 {
-            let r = Record {
-                customer: b"c",
-                product: b"big",
-                day: d,
-                units: i32::MAX,
-            };
+            let r = Record::new(b"c", b"big", d, i32::MAX);
             encode_record(&mut block, &r);
         }
-        let r = Record {
-            customer: b"c",
-            product: b"small",
-            day: 0,
-            units: i32::MAX,
-        };
+        let r = Record::new(b"c", b"small", 0, i32::MAX);
         encode_record(&mut block, &r);
         let run = reduce_partition(&[block], &[]).unwrap();
         let rows: Vec<_> = RunRows::new(&run.bytes).collect();
@@ -418,12 +408,7 @@ mod tests {
             "ABCDEFGHa",
         ];
         for c in ids {
-            let r = Record {
-                customer: c.as_bytes(),
-                product: b"p",
-                day: 1,
-                units: 1,
-            };
+            let r = Record::new(c.as_bytes(), b"p", 1, 1);
             encode_record(&mut block, &r);
         }
         let run = reduce_partition(&[block], &[]).unwrap();
