@@ -158,7 +158,7 @@ const PREFETCH_AHEAD: usize = 8;
 
 /// Asks the CPU to bring the cache line at the start of `bytes` in, without waiting for it.
 #[inline]
-fn prefetch_read(bytes: &[u8]) {
+pub fn prefetch_read(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
