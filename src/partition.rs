@@ -77,7 +77,7 @@ const GROUP_BODY_LIMIT: usize = 16 << 10;
 
 /// Appends a group in the partition encoding:
 /// `len u8, customer, body_len u16 LE, body` where the body is
-/// `n u8, m u8, m × day, n × (product, total)`: the first day as a zigzag LEB128 varint
+/// `n u8, m u8, n × (product, total), m × day`: the first day as a zigzag LEB128 varint
 /// and each further one as the zigzag varint of its difference from the one before (a byte each
 /// when days come sorted); a product as the varint `id + 1` of its [`ProductDict`] id, or 0 and
 /// `len u8, text` when it has none; totals as zigzag varints. Text fields are at most 255 bytes
@@ -97,11 +97,6 @@ pub fn encode_group<'p>(
     buf.extend_from_slice(&[0, 0]);
     buf.push(products.len() as u8);
     buf.push(days.len() as u8);
-    let mut previous = 0i64;
-    for &day in days {
-        put_varint(buf, zigzag(i64::from(day) - previous));
-        previous = i64::from(day);
-    }
     for (product, total) in products {
         match product {
             Product::Id(id) => put_varint(buf, u64::from(id) + 1),
@@ -112,6 +107,11 @@ pub fn encode_group<'p>(
             }
         }
         put_varint(buf, zigzag(total));
+    }
+    let mut previous = 0i64;
+    for &day in days {
+        put_varint(buf, zigzag(i64::from(day) - previous));
+        previous = i64::from(day);
     }
     let body = u16::try_from(buf.len() - body_at - 2).expect("group bodies are limited");
     buf[body_at..body_at + 2].copy_from_slice(&body.to_le_bytes());
@@ -146,6 +146,11 @@ fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
 /// Reads a LEB128 varint from the front of `bytes`; returns it and the rest.
 #[inline]
 fn get_varint(bytes: &[u8]) -> (u64, &[u8]) {
+    if let Some((&b, rest)) = bytes.split_first()
+        && b < 0x80
+    {
+        return (u64::from(b), rest); // most values here take one byte
+    }
     let (mut v, mut shift) = (0u64, 0);
     for (i, &b) in bytes.iter().enumerate() {
         v |= u64::from(b & 0x7f) << shift;
@@ -174,53 +179,19 @@ pub struct Group<'a> {
     pub customer: &'a [u8],
     product_count: u8,
     day_count: u8,
-    /// The body after its two counts: days, then products.
+    /// The body after its two counts: products, then days.
     rest: &'a [u8],
 }
 
 impl<'a> Group<'a> {
-    /// The distinct days.
-    pub fn days(&self) -> impl Iterator<Item = i32> + use<'a> {
-        let (mut bytes, mut day) = (self.rest, 0i64);
-        (0..self.day_count).map(move |_| {
-            let (delta, rest) = get_varint(bytes);
-            bytes = rest;
-            day += unzigzag(delta);
-            day as i32
-        })
-    }
-
-    /// The products with their summed units; `texts` are the run's product codes by id. (The
-    /// reduce works on [`Group::coded_products`]; this reads them back in tests.)
-    #[cfg(test)]
-    pub fn products(&self, texts: &'a [Box<[u8]>]) -> impl Iterator<Item = (&'a [u8], i64)> {
-        self.coded_products().map(|(product, total)| match product {
-            Product::Id(id) => (&*texts[id as usize], total),
-            Product::Text(text) => (text, total),
-        })
-    }
-
-    /// The products as the group holds them, with their summed units.
-    pub fn coded_products(&self) -> impl Iterator<Item = (Product<'a>, i64)> + use<'a> {
-        // Step over the days: one byte below 0x80 ends each varint.
-        let mut ends = 0;
-        let days_len = match self.day_count {
-            0 => 0,
-            count => {
-                self.rest
-                    .iter()
-                    .position(|&b| {
-                        ends += usize::from(b < 0x80);
-                        ends == usize::from(count)
-                    })
-                    .expect("whole groups")
-                    + 1
-            }
-        };
-        let mut bytes = &self.rest[days_len..];
-        (0..self.product_count).map(move |_| {
+    /// Hands each product as the group holds it, with its summed units, to `product`, and then
+    /// each distinct day to `day`: one pass over the bytes.
+    #[inline]
+    pub fn visit(&self, mut product: impl FnMut(Product<'a>, i64), mut day: impl FnMut(i32)) {
+        let mut bytes = self.rest;
+        for _ in 0..self.product_count {
             let (tag, rest) = get_varint(bytes);
-            let (product, rest) = match tag {
+            let (code, rest) = match tag {
                 0 => {
                     let (&len, rest) = rest.split_first().expect("whole groups");
                     let (text, rest) = rest.split_at(usize::from(len));
@@ -230,8 +201,40 @@ impl<'a> Group<'a> {
             };
             let (total, rest) = get_varint(rest);
             bytes = rest;
-            (product, unzigzag(total))
-        })
+            product(code, unzigzag(total));
+        }
+        let mut previous = 0i64;
+        for _ in 0..self.day_count {
+            let (delta, rest) = get_varint(bytes);
+            bytes = rest;
+            previous += unzigzag(delta);
+            day(previous as i32);
+        }
+    }
+
+    /// The distinct days (for tests; the reduce uses [`Group::visit`]).
+    #[cfg(test)]
+    pub fn days(&self) -> Vec<i32> {
+        let mut days = Vec::new();
+        self.visit(|_, _| {}, |d| days.push(d));
+        days
+    }
+
+    /// The products with their summed units; `texts` are the run's product codes by id (for
+    /// tests; the reduce uses [`Group::visit`]).
+    #[cfg(test)]
+    pub fn products(&self, texts: &'a [Box<[u8]>]) -> Vec<(&'a [u8], i64)> {
+        let mut products = Vec::new();
+        self.visit(
+            |product, total| {
+                products.push(match product {
+                    Product::Id(id) => (&*texts[id as usize], total),
+                    Product::Text(text) => (text, total),
+                })
+            },
+            |_| {},
+        );
+        products
     }
 }
 
@@ -590,13 +593,10 @@ mod tests {
         let groups: Vec<Group> = EncodedGroups::new(&buf).collect();
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].customer, b"0023938");
-        assert_eq!(groups[0].products(&texts).collect::<Vec<_>>(), products);
-        assert_eq!(groups[0].days().collect::<Vec<_>>(), [15_000, i32::MIN]);
+        assert_eq!(groups[0].products(&texts), products);
+        assert_eq!(groups[0].days(), [15_000, i32::MIN]);
         assert_eq!(groups[1].customer, &long);
-        assert_eq!(
-            groups[1].products(&texts).collect::<Vec<_>>(),
-            [(&b"q"[..], 300)]
-        );
+        assert_eq!(groups[1].products(&texts), [(&b"q"[..], 300)]);
     }
 
     /// The bytes one writer makes of `records` in a single partition, with a dictionary of at
@@ -642,7 +642,7 @@ mod tests {
         type Summary<'a> = (&'a [u8], Vec<(&'a [u8], i64)>, usize);
         let summary: Vec<Summary> = groups
             .iter()
-            .map(|g| (g.customer, g.products(&texts).collect(), g.days().count()))
+            .map(|g| (g.customer, g.products(&texts), g.days().len()))
             .collect();
         assert_eq!(
             summary[0],
@@ -672,8 +672,8 @@ mod tests {
         assert!(groups.len() > 1);
         let (mut seen, mut days) = (0, 0);
         for g in &groups {
-            seen += g.products(&[]).map(|(_, total)| total).sum::<i64>();
-            days += g.days().count();
+            seen += g.products(&[]).iter().map(|(_, total)| total).sum::<i64>();
+            days += g.days().len();
         }
         assert_eq!((seen, days), (-200, 200));
     }

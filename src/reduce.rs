@@ -92,6 +92,7 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
     // (dictionary id + 1, or 0 for a code kept as text; the text; the total)
     let mut totals: Vec<(u32, &[u8], i64)> = Vec::new();
     let mut days: Vec<i32> = Vec::new();
+    let mut overflow = false;
     // The gather reads groups in key order, all over the blocks: ask for each group's first bytes
     // a few entries ahead, so that the reads overlap instead of waiting one after another.
     let prefetch = |i: usize| {
@@ -110,25 +111,31 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
         days.clear();
         let mut group = first;
         loop {
-            for (product, total) in group.coded_products() {
-                let (tag, text) = match product {
-                    Product::Id(id) => (id + 1, &[][..]),
-                    Product::Text(text) => (0, text),
-                };
-                match totals
-                    .iter_mut()
-                    .find(|(t, p, _)| *t == tag && (tag != 0 || *p == text))
-                {
-                    Some((_, _, sum)) => {
-                        *sum = sum.checked_add(total).ok_or_else(|| Error::Overflow {
-                            customer: String::from_utf8_lossy(customer_id).into_owned(),
-                            what: "the total units of a product",
-                        })?;
+            group.visit(
+                |product, total| {
+                    let (tag, text) = match product {
+                        Product::Id(id) => (id + 1, &[][..]),
+                        Product::Text(text) => (0, text),
+                    };
+                    match totals
+                        .iter_mut()
+                        .find(|(t, p, _)| *t == tag && (tag != 0 || *p == text))
+                    {
+                        Some((_, _, sum)) => match sum.checked_add(total) {
+                            Some(new) => *sum = new,
+                            None => overflow = true,
+                        },
+                        None => totals.push((tag, text, total)),
                     }
-                    None => totals.push((tag, text, total)),
-                }
+                },
+                |day| days.push(day),
+            );
+            if overflow {
+                return Err(Error::Overflow {
+                    customer: String::from_utf8_lossy(customer_id).into_owned(),
+                    what: "the total units of a product",
+                });
             }
-            days.extend(group.days());
             i += 1;
             prefetch(i);
             if i == index.len() || index[i] >> 64 != index[i - 1] >> 64 {
