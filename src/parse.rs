@@ -395,10 +395,14 @@ impl<'a> ChunkParser<'a> {
             Some(word) => is_ascii_without_nul(word, end - start).then(|| word.swap_bytes()),
             None => is_plain_text(&data[start..end]).then(|| prefix_key(&data[start..end])),
         };
+        let units = |(start, end): (usize, usize)| match short_word(data, start, end - start) {
+            Some(word) => digits_value(word, end - start),
+            None => small_units(&data[start..end]),
+        };
         if let Some(customer_key) = text_key(self.spans[layout.customer])
             && let Some(product_key) = text_key(self.spans[layout.product])
             && let Some(day) = self.dates.day_fast(field(layout.date))
-            && let Some(units) = small_units(field(layout.units))
+            && let Some(units) = units(self.spans[layout.units])
         {
             return Ok(Record {
                 customer,
@@ -1047,6 +1051,27 @@ fn is_ascii_without_nul(word: u64, bytes: usize) -> bool {
     word & mask == 0 && (((word & LOWS) + LOWS) | word) & mask == mask
 }
 
+/// The value of the 1 to 8 ASCII digits in the low `len` bytes of `word` (first digit lowest),
+/// without a branch per digit; `None` when any of them is not a digit.
+#[inline]
+fn digits_value(word: u64, len: usize) -> Option<i32> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // Move the digits to the top bytes and fill the bytes below them with '0's: the same number
+    // written with eight digits.
+    let padded = (word << (8 * (8 - len))) | ZEROS.checked_shr(8 * len as u32).unwrap_or(0);
+    let all_digits = padded & 0xf0f0_f0f0_f0f0_f0f0 == ZEROS
+        && (padded + 0x0606_0606_0606_0606) & 0xf0f0_f0f0_f0f0_f0f0 == ZEROS;
+    if !all_digits {
+        return None;
+    }
+    // Combine neighbouring digits, then pairs, then quads (the first digit is the lowest byte).
+    let v = padded & 0x0f0f_0f0f_0f0f_0f0f;
+    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    let v = (v * 10_000 + (v >> 32)) & 0xffff_ffff;
+    Some(v as i32)
+}
+
 /// `unitsSold` of one to nine digits without a sign — the common case, which always fits an
 /// `i32`; `None` for anything else (then [`check_units`] decides).
 #[inline]
@@ -1197,6 +1222,36 @@ mod tests {
         let mut v = HEADER.to_vec();
         v.extend_from_slice(rows.as_bytes());
         v
+    }
+
+    #[test]
+    fn digits_of_a_word_are_read_like_the_full_check() {
+        let cases: Vec<Vec<u8>> = (0..=99_999_999u64)
+            .step_by(9_973)
+            .chain([0, 7, 10, 99, 100, 12_345_678, 99_999_999])
+            .map(|n| n.to_string().into_bytes())
+            .chain(
+                [
+                    "007", "00000000", "1a", "a1", "12:4", "9/", "-1", "+1", " 1", "1 ", "\u{ff}",
+                ]
+                .map(|s| s.as_bytes().to_vec()),
+            )
+            .collect();
+        for text in cases {
+            let mut bytes = [0u8; 8];
+            bytes[..text.len()].copy_from_slice(&text);
+            let word = u64::from_le_bytes(bytes);
+            let expected = text
+                .iter()
+                .all(u8::is_ascii_digit)
+                .then(|| check_units(&text).unwrap());
+            assert_eq!(
+                digits_value(word, text.len()),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
     }
 
     #[test]
