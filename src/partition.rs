@@ -365,7 +365,6 @@ impl PendingGroup {
                 // day at most 5 bytes.
                 let body = 2
                     + self.product_bytes.len()
-                    + 8 * self.products.len()
                     + len
                     + 17 * (self.products.len() + 1)
                     + 5 * (self.days.len() + 1);
