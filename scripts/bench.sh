@@ -15,7 +15,7 @@ RUNS=${RUNS:-3}
 DATA=${DATA:-data/bench}
 mkdir -p "$DATA"
 OUT=$(mktemp -d /tmp/custagg-bench-XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
+trap 'unpin; rm -rf "$OUT"' EXIT
 
 python3 -c 'import duckdb' 2>/dev/null || { echo "needs the duckdb Python package: pip install duckdb" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package time)" >&2; exit 1; }
@@ -26,6 +26,43 @@ dataset() { # rows customers name
     local file="$DATA/$3.csv"
     [ -f "$file" ] || "$BIN" generate --rows "$1" --customers "$2" --seed 1 --out "$file" >&2
     echo "$file"
+}
+
+# pin FILE: keeps FILE in the page cache until the script ends (mlock of a read-only map, in a
+# helper process), when it is less than half of the available memory. This machine's kernel pages
+# out memory it takes for cold (DAMON reclaim), file pages included, so "warm cache" runs would
+# otherwise read parts of the file from disk again; locking keeps the condition true for every
+# tool alike. Root (or CAP_IPC_LOCK) is needed; without it the runs go on with `cat` warming only.
+PINS=()
+pin() {
+    local size avail
+    size=$(stat -c %s "$1")
+    avail=$(awk '/MemAvailable/ {printf "%d", $2 * 1024}' /proc/meminfo)
+    [ "$size" -lt $((avail / 2)) ] || { echo "(not pinning $1: too big for this machine's memory)" >&2; return; }
+    python3 - "$1" <<'PY' &
+import ctypes, os, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+PROT_READ, MAP_SHARED = 1, 1
+addr = libc.mmap(None, size, PROT_READ, MAP_SHARED, fd, 0)
+if libc.mlock(ctypes.c_void_p(addr), ctypes.c_size_t(size)) != 0:
+    print(f"(cannot pin {sys.argv[1]}: {os.strerror(ctypes.get_errno())}; warming with cat only)", file=sys.stderr)
+    sys.exit(0)
+print(f"(pinned {sys.argv[1]} in the page cache)", file=sys.stderr)
+signal.pause()
+PY
+    PINS+=($!)
+    sleep 1
+    while [ "$(fincore -nbo RES "$1" 2>/dev/null || echo "$size")" -lt "$size" ] && kill -0 "${PINS[-1]}" 2>/dev/null; do
+        sleep 1 # mlock reads the whole file in first
+    done
+}
+unpin() {
+    [ ${#PINS[@]} -eq 0 ] || { kill "${PINS[@]}" 2>/dev/null; wait "${PINS[@]}" 2>/dev/null; } || true
+    PINS=()
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
@@ -106,6 +143,7 @@ report() { # file bytes
 SOURCE=$(dataset 22000000 2000000 1g)
 BYTES=$(stat -c %s "$SOURCE")
 WARM=$SOURCE
+pin "$SOURCE"
 export SOURCE
 run "wc -l (floor)" wc -l "$SOURCE"
 run "custagg" "$BIN" --quiet --source "$SOURCE" --output "$OUT/custagg.csv"
@@ -131,7 +169,9 @@ if [ "${BIG:-0}" = 1 ]; then
     BIG_BYTES=$(stat -c %s "$BIG_SOURCE")
     ONE_GB=${TIME[custagg]}
     RUNS=1
+    unpin
     WARM=$BIG_SOURCE # 10 GB fits this machine's page cache; the 1 GB figures are warm too
+    pin "$BIG_SOURCE"
     run "custagg --memory-limit 256MB" "$BIN" --quiet --memory-limit 256MB --source "$BIG_SOURCE" \
         --output "$OUT/big-bounded.csv"
     run "custagg (in memory)" "$BIN" --quiet --source "$BIG_SOURCE" --output "$OUT/big-memory.csv"
