@@ -780,55 +780,9 @@ impl<'d> Specials<'d> {
 /// from `from`).
 #[inline]
 fn special_mask(data: &[u8], from: usize, delimiter: u8) -> u64 {
-    match data.get(from..from + 64) {
-        Some(window) => mask64(window.try_into().expect("64 bytes"), delimiter),
-        None => data
-            .get(from..)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-            .filter(|&(_, &b)| b == delimiter || matches!(b, b'"' | b'\r' | b'\n'))
-            .fold(0, |bits, (i, _)| bits | 1 << i),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn mask64(window: &[u8; 64], delimiter: u8) -> u64 {
-    // SAFETY: SSE2 is part of the x86_64 baseline, so every CPU that runs this code has it.
-    unsafe { mask64_sse2(window, delimiter) }
-}
-
-/// [`special_mask`] of a whole window with SSE2: four 16-byte compares per special byte, one
-/// `movemask` per 16 bytes.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse2")]
-fn mask64_sse2(window: &[u8; 64], delimiter: u8) -> u64 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8,
-    };
-    let splat = |b: u8| _mm_set1_epi8(b as i8);
-    let (d, q, cr, lf) = (splat(delimiter), splat(b'"'), splat(b'\r'), splat(b'\n'));
-    let mut bits = 0;
-    for (k, part) in window.chunks_exact(16).enumerate() {
-        let word = |i: usize| i64::from_le_bytes(part[i..i + 8].try_into().expect("eight bytes"));
-        let v = _mm_set_epi64x(word(8), word(0));
-        let hit = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, d), _mm_cmpeq_epi8(v, q)),
-            _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
-        );
-        bits |= u64::from(_mm_movemask_epi8(hit) as u16) << (16 * k);
-    }
-    bits
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn mask64(window: &[u8; 64], delimiter: u8) -> u64 {
-    window
-        .iter()
-        .enumerate()
-        .filter(|&(_, &b)| b == delimiter || matches!(b, b'"' | b'\r' | b'\n'))
-        .fold(0, |bits, (i, _)| bits | 1 << i)
+    class_masks(data, from, delimiter)
+        .into_iter()
+        .fold(0, |bits, mask| bits | mask)
 }
 
 /// Day numbers of the months seen, so that most dates cost a table look-up: the key is the
