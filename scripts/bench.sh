@@ -37,7 +37,7 @@ PINS=()
 pin() {
     local size avail
     size=$(stat -c %s "$1")
-    avail=$(awk '/MemAvailable/ {printf "%d", $2 * 1024}' /proc/meminfo)
+    avail=$(awk '/MemAvailable/ {printf "%.0f", $2 * 1024}' /proc/meminfo)
     [ "$size" -lt $((avail / 2)) ] || { echo "(not pinning $1: too big for this machine's memory)" >&2; return; }
     python3 - "$1" <<'PY' &
 import ctypes, os, signal, sys
