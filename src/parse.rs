@@ -294,8 +294,10 @@ impl<'a> ChunkParser<'a> {
     /// Parses every record of `chunk`, and returns how many records were read (good and bad).
     ///
     /// Records without quotes or stray carriage returns — nearly all of them in practice — are
-    /// split by a word-at-a-time scan for the delimiter and the line end; the rest go through
-    /// csv-core, which handles all of RFC 4180. Both give the same fields for such records.
+    /// split from bit masks of the delimiter and the line end (`Window` when the record has the
+    /// header's number of fields and fits the window, `split_plain` otherwise); the rest go
+    /// through csv-core, which handles all of RFC 4180. All give the same fields for such
+    /// records.
     pub fn parse(&mut self, chunk: &Chunk<'_>, sink: &mut impl RowSink) -> u64 {
         let data: &[u8] = &chunk.data;
         let mut reader: Option<csv_core::Reader> = None;
