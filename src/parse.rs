@@ -316,7 +316,7 @@ impl<'a> ChunkParser<'a> {
             }
             let start = pos;
             let delimiter = self.layout.delimiter;
-            let fast = window.split(data, start, &mut self.spans);
+            let fast = window.split(start, &mut self.spans);
             let outcome = match fast.or_else(|| split_plain(&mut specials, start, &mut self.spans))
             {
                 Some((next, count)) => {
@@ -445,14 +445,14 @@ impl<'a> ChunkParser<'a> {
 
     /// Checks the four required fields of a record with the right number of fields.
     fn check_values<'d>(&self, field: impl Fn(usize) -> &'d [u8]) -> Result<Record<'d>, RowError> {
-        let mut record = Record::new(b"", b"", 0, 0);
+        let (mut customer, mut product, mut day, mut units) = (&[][..], &[][..], 0, 0);
         for &(index, column) in &self.checks {
             let value = field(index);
             let result = match column {
-                Column::Customer => check_text(value).map(|v| record.customer = v),
-                Column::Product => check_text(value).map(|v| record.product = v),
-                Column::Date => self.dates.day(value).map(|d| record.day = d),
-                Column::Units => check_units(value).map(|u| record.units = u),
+                Column::Customer => check_text(value).map(|v| customer = v),
+                Column::Product => check_text(value).map(|v| product = v),
+                Column::Date => self.dates.day(value).map(|d| day = d),
+                Column::Units => check_units(value).map(|u| units = u),
             };
             if let Err(reason) = result {
                 let name = match column {
@@ -464,12 +464,7 @@ impl<'a> ChunkParser<'a> {
                 return Err((name.clone(), reason, false));
             }
         }
-        Ok(Record::new(
-            record.customer,
-            record.product,
-            record.day,
-            record.units,
-        ))
+        Ok(Record::new(customer, product, day, units))
     }
 }
 
@@ -604,12 +599,7 @@ impl<'d> Window<'d> {
     /// Splits the record at `start` into `spans`, like [`split_plain`], when it is plain, lies
     /// within the window and has exactly `spans.len()` fields; `None` sends it the general way.
     #[inline]
-    fn split(
-        &mut self,
-        data: &[u8],
-        start: usize,
-        spans: &mut [(usize, usize)],
-    ) -> Option<(usize, usize)> {
+    fn split(&mut self, start: usize, spans: &mut [(usize, usize)]) -> Option<(usize, usize)> {
         if start - self.base >= 64 {
             if start - self.base < 128 {
                 self.slide();
@@ -638,10 +628,15 @@ impl<'d> Window<'d> {
             delimiters &= delimiters - 1;
         }
         let line_feed = start + len;
-        let crlf = line_feed > field_start && data[line_feed - 1] == b'\r';
+        let crlf = line_feed > field_start && self.data[line_feed - 1] == b'\r';
         *last = (field_start, line_feed - usize::from(crlf));
         Some((line_feed + 1, count))
     }
+}
+
+/// The bytes [`class_masks`] marks, in the order of its masks.
+fn classes(delimiter: u8) -> [u8; 4] {
+    [delimiter, b'\n', b'"', b'\r']
 }
 
 /// Masks of the delimiter, line feeds, quotes and carriage returns among the up to 64 bytes from
@@ -650,19 +645,20 @@ impl<'d> Window<'d> {
 fn class_masks(data: &[u8], from: usize, delimiter: u8) -> [u64; 4] {
     match data.get(from..from + 64) {
         Some(window) => class_masks64(window.try_into().expect("64 bytes"), delimiter),
-        None => data
-            .get(from..)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-            .fold([0; 4], |mut masks, (i, &b)| {
-                let class = [delimiter, b'\n', b'"', b'\r'].iter().position(|&c| c == b);
-                if let Some(class) = class {
-                    masks[class] |= 1 << i;
-                }
-                masks
-            }),
+        None => class_masks_bytewise(data.get(from..).unwrap_or_default(), delimiter),
     }
+}
+
+/// [`class_masks`] of up to 64 bytes, one byte at a time.
+fn class_masks_bytewise(bytes: &[u8], delimiter: u8) -> [u64; 4] {
+    let classes = classes(delimiter);
+    let mut masks = [0u64; 4];
+    for (i, &b) in bytes.iter().enumerate() {
+        for (mask, &class) in masks.iter_mut().zip(&classes) {
+            *mask |= u64::from(b == class) << i;
+        }
+    }
+    masks
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -684,7 +680,7 @@ fn class_masks64_avx2(window: &[u8; 64], delimiter: u8) -> [u64; 4] {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
     };
-    let classes = [delimiter, b'\n', b'"', b'\r'].map(|b| _mm256_set1_epi8(b as i8));
+    let classes = classes(delimiter).map(|b| _mm256_set1_epi8(b as i8));
     let (low, high) = window.split_at(32);
     // SAFETY: each half is 32 readable bytes; the load has no alignment requirement.
     let (low, high) = unsafe {
@@ -705,7 +701,7 @@ fn class_masks64_avx2(window: &[u8; 64], delimiter: u8) -> [u64; 4] {
 #[target_feature(enable = "sse2")]
 fn class_masks64_sse2(window: &[u8; 64], delimiter: u8) -> [u64; 4] {
     use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set_epi64x, _mm_set1_epi8};
-    let classes = [delimiter, b'\n', b'"', b'\r'].map(|b| _mm_set1_epi8(b as i8));
+    let classes = classes(delimiter).map(|b| _mm_set1_epi8(b as i8));
     let mut masks = [0u64; 4];
     for (k, part) in window.chunks_exact(16).enumerate() {
         let word = |i: usize| i64::from_le_bytes(part[i..i + 8].try_into().expect("eight bytes"));
@@ -719,14 +715,7 @@ fn class_masks64_sse2(window: &[u8; 64], delimiter: u8) -> [u64; 4] {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn class_masks64(window: &[u8; 64], delimiter: u8) -> [u64; 4] {
-    let classes = [delimiter, b'\n', b'"', b'\r'];
-    let mut masks = [0u64; 4];
-    for (i, &b) in window.iter().enumerate() {
-        for (mask, &class) in masks.iter_mut().zip(&classes) {
-            *mask |= u64::from(b == class) << i;
-        }
-    }
-    masks
+    class_masks_bytewise(window, delimiter)
 }
 
 /// The positions of the delimiter, quotes, CR and LF in a chunk, in order, found 64 bytes at a
@@ -1049,14 +1038,13 @@ fn small_units(value: &[u8]) -> Option<i32> {
 /// checked eight bytes at a time.
 #[inline]
 fn is_plain_text(value: &[u8]) -> bool {
-    let ascii_without_nul = is_ascii_without_nul;
     if !(1..=MAX_TEXT_BYTES).contains(&value.len()) {
         return false;
     }
     let mut words = value.chunks_exact(8);
     let whole = words
         .by_ref()
-        .all(|w| ascii_without_nul(u64::from_le_bytes(w.try_into().expect("eight bytes")), 8));
+        .all(|w| is_ascii_without_nul(u64::from_le_bytes(w.try_into().expect("eight bytes")), 8));
     let rest = words.remainder();
     whole
         && (rest.is_empty() || {
@@ -1064,7 +1052,7 @@ fn is_plain_text(value: &[u8]) -> bool {
                 .iter()
                 .rev()
                 .fold(0u64, |word, &b| (word << 8) | u64::from(b));
-            ascii_without_nul(word, rest.len())
+            is_ascii_without_nul(word, rest.len())
         })
 }
 
@@ -1286,7 +1274,7 @@ mod tests {
                     break;
                 }
                 let plain = split_plain(&mut specials, pos, &mut expected);
-                if let Some(split) = window.split(&data, pos, &mut spans) {
+                if let Some(split) = window.split(pos, &mut spans) {
                     assert_eq!(Some(split), plain, "{count} fields, record at {pos}");
                     assert_eq!(spans, expected, "{count} fields, record at {pos}");
                     fast += 1;

@@ -303,6 +303,20 @@ struct PendingProduct {
     total: i64,
 }
 
+/// Whether a text held by its prefix key `key` and length `len` (and, when longer than eight
+/// bytes, its bytes from `long`) is `text` with key `text_key`: texts of up to eight bytes are
+/// equal exactly when their keys and lengths are.
+#[inline]
+fn is_held_text<'a>(
+    key: u64,
+    len: usize,
+    long: impl FnOnce() -> &'a [u8],
+    text_key: u64,
+    text: &[u8],
+) -> bool {
+    key == text_key && len == text.len() && (len <= 8 || long() == text)
+}
+
 /// A text as a pending group holds it: up to eight bytes in its key, longer ones in `long`.
 #[inline]
 fn held_text<'a>(key: u64, len: usize, long: &'a [u8], short: &'a mut [u8; 8]) -> &'a [u8] {
@@ -315,13 +329,11 @@ fn held_text<'a>(key: u64, len: usize, long: &'a [u8], short: &'a mut [u8; 8]) -
 }
 
 impl PendingGroup {
-    /// Whether `customer` (with prefix key `key`) is this group's customer: texts of up to eight
-    /// bytes are equal exactly when their keys and lengths are.
+    /// Whether `customer` (with prefix key `key`) is this group's customer.
     #[inline]
     fn is_of(&self, key: u64, customer: &[u8]) -> bool {
-        self.customer_key == key
-            && self.customer_len == customer.len()
-            && (customer.len() <= 8 || self.long_customer == customer)
+        let (held, len) = (self.customer_key, self.customer_len);
+        is_held_text(held, len, || &self.long_customer, key, customer)
     }
 
     /// Starts the group of `customer`.
@@ -351,9 +363,8 @@ impl PendingGroup {
         let len = product.len();
         let bytes = &self.product_bytes;
         match self.products.iter_mut().find(|p| {
-            p.key == key
-                && p.len as usize == len
-                && (len <= 8 || &bytes[p.start as usize..p.start as usize + len] == product)
+            let long = || &bytes[p.start as usize..(p.start + p.len) as usize];
+            is_held_text(p.key, p.len as usize, long, key, product)
         }) {
             Some(p) => match p.total.checked_add(i64::from(units)) {
                 Some(sum) => p.total = sum,

@@ -69,11 +69,14 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
             offset = block.len() - groups.remaining();
         }
     }
-    let group_at = |entry: u128| {
+    // The blocks' bytes from an entry's group on.
+    let bytes_at = |entry: u128| {
         let loc = entry as u64;
         let block = &blocks[((loc >> LOC_OFFSET_BITS) & LOC_BLOCK_MASK) as usize];
-        let offset = (loc & ((1 << LOC_OFFSET_BITS) - 1)) as usize;
-        EncodedGroups::new(&block[offset..])
+        &block[(loc & ((1 << LOC_OFFSET_BITS) - 1)) as usize..]
+    };
+    let group_at = |entry: u128| {
+        EncodedGroups::new(bytes_at(entry))
             .next()
             .expect("the index points at groups")
     };
@@ -97,9 +100,7 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
     // a few entries ahead, so that the reads overlap instead of waiting one after another.
     let prefetch = |i: usize| {
         if let Some(&entry) = index.get(i + PREFETCH_AHEAD) {
-            let loc = entry as u64;
-            let block = &blocks[((loc >> LOC_OFFSET_BITS) & LOC_BLOCK_MASK) as usize];
-            prefetch_read(&block[(loc & ((1 << LOC_OFFSET_BITS) - 1)) as usize..]);
+            prefetch_read(bytes_at(entry));
         }
     };
     let mut i = 0;
