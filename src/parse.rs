@@ -237,6 +237,37 @@ fn missing_columns_message(missing: &[&str], names: &[String], delimiter: Delimi
     message
 }
 
+/// The customer id of the first whole line of `bytes` (of the line `bytes` starts with, when
+/// `at_line_start`), for a sample of customers: only a line that ends within `bytes`, has the
+/// header's number of fields and a valid customer id gives one.
+///
+/// A sample only steers how partitions are balanced, never what a record holds, so a line that
+/// really began inside a quoted field merely adds a stray id.
+pub fn sample_customer(bytes: &[u8], at_line_start: bool, layout: &Layout) -> Option<Box<[u8]>> {
+    let from = if at_line_start {
+        0
+    } else {
+        memchr::memchr(b'\n', bytes)? + 1
+    };
+    let end = from + memchr::memchr(b'\n', &bytes[from..])?;
+    let line = &bytes[from..=end];
+    if memchr::memchr(b'"', line).is_none() {
+        let fields = || trim_line_end(line).split(|&b| b == layout.delimiter);
+        if fields().count() != layout.field_count {
+            return None;
+        }
+        return check_text(fields().nth(layout.customer)?)
+            .ok()
+            .map(Box::from);
+    }
+    let mut fields = Fields::new();
+    fields.read(&mut csv_reader(layout.delimiter), line)?;
+    if fields.overflow || fields.count != layout.field_count {
+        return None;
+    }
+    check_text(fields.get(layout.customer)).ok().map(Box::from)
+}
+
 /// Parses the records of chunks.
 pub struct ChunkParser<'a> {
     path: &'a Path,
@@ -1166,6 +1197,39 @@ mod tests {
         let mut v = HEADER.to_vec();
         v.extend_from_slice(rows.as_bytes());
         v
+    }
+
+    #[test]
+    fn samples_take_the_customer_of_the_first_whole_good_line() {
+        let text = b"custId|productSold|transactionDate|unitsSold\n";
+        let layout = read_header(Path::new("t"), text, Delimiter::default())
+            .unwrap()
+            .layout;
+        let sample = |bytes: &str, at_start| {
+            sample_customer(bytes.as_bytes(), at_start, &layout).map(|c| c.to_vec())
+        };
+        assert_eq!(sample("c1|p|2011-01-01|1\n", true).unwrap(), b"c1");
+        assert_eq!(
+            sample("1|c1|p|2011-01-01|1\r\nc2|p|x|1\n", false).unwrap(),
+            b"c2"
+        );
+        assert_eq!(
+            sample("x\n\"c|3\"|p|2011-01-01|1\n", false).unwrap(),
+            b"c|3"
+        );
+        assert_eq!(
+            sample("c1|p|2011-01-01|1", true),
+            None,
+            "no line end within the bytes"
+        );
+        assert_eq!(sample("c1|p|2011-01-01\n", true), None, "three fields");
+        assert_eq!(
+            sample("\"c1|p|2011-01-01|1\n", true),
+            None,
+            "a quote left open"
+        );
+        assert_eq!(sample("|p|2011-01-01|1\n", true), None, "no customer");
+        assert_eq!(sample("\"c\0\"|p|d|1\n", true), None, "a NUL byte");
     }
 
     #[test]

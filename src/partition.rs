@@ -1,16 +1,19 @@
-//! Hash partitioning by customer: every record of one customer lands in the same partition, so
-//! partitions can be reduced independently and in parallel.
+//! Partitioning by customer: every record of one customer lands in the same partition, so
+//! partitions can be reduced independently and in parallel. Partitions are ranges of customers
+//! cut at quantiles of a sample of the input when there is one (the reduced partitions are then
+//! in output order), else hash buckets.
 //!
 //! Each worker folds consecutive records of one customer into a *group* — units summed per
 //! product, distinct days — and encodes groups into its own per-partition buffers (no locks, no
 //! per-row allocation), handing a buffer to the shared [`PartitionStore`] when it reaches the block
 //! size. Transaction files list a basket's rows together, so a group usually stands for several
-//! rows: less to hash, to store, to spill and to reduce. The store keeps blocks in memory while the total fits its budget; beyond it, the
-//! partition that receives a block is moved to its spill file. The hash is ahash with fixed seeds,
-//! so a given input always partitions the same way.
+//! rows: less to place, to store, to spill and to reduce. The store keeps blocks in memory while
+//! the total fits its budget; beyond it, the partition that receives a block is moved to its
+//! spill file. The hash is ahash with fixed seeds
+//! and the sample is drawn at fixed places, so a given input always partitions the same way.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
 use crate::parse::Record;
@@ -18,24 +21,71 @@ use crate::products::{ProductDict, ProductIds};
 use crate::reduce::prefix_key;
 use crate::spill::{Spill, SpillDir};
 
-/// Maps a customer to a partition.
+/// Maps a customer to a partition: by ranges of customers in byte order when a sample of them
+/// is known (partition `i` then holds only customers below those of partition `i + 1`, so the
+/// reduced partitions come out already in output order), else by a hash.
 #[derive(Clone)]
 pub struct Partitioner {
     count: usize,
-    hasher: ahash::RandomState,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Hash(ahash::RandomState),
+    Ranges {
+        /// The splitting customers, ascending and distinct: partition `i` holds the customers
+        /// with exactly `i` splitters at or below them.
+        splitters: Arc<[Box<[u8]>]>,
+        /// For each splitter, the smallest [`prefix_key`] of a customer of at most 8 bytes that
+        /// is at or above it (its key, plus one when it is longer than 8 bytes); then `u64::MAX`
+        /// up to a power of two, for a branch-free search.
+        bounds: Arc<[u64]>,
+    },
 }
 
 impl Partitioner {
-    /// A partitioner into `count` partitions.
+    /// A hash partitioner into `count` partitions.
     pub fn new(count: usize) -> Self {
         Partitioner {
             count: count.max(1),
-            hasher: ahash::RandomState::with_seeds(
+            kind: Kind::Hash(ahash::RandomState::with_seeds(
                 0x243f_6a88_85a3_08d3,
                 0x1319_8a2e_0370_7344,
                 0xa409_3822_299f_31d0,
                 0x082e_fa98_ec4e_6c89,
-            ),
+            )),
+        }
+    }
+
+    /// A range partitioner into at most `count` partitions cut at quantiles of `sample`: valid
+    /// customer ids (non-empty, without NUL, UTF-8) drawn evenly from the input, in any order.
+    /// Fewer partitions when the sample has fewer distinct customers; a hash partitioner when it
+    /// is empty.
+    pub fn ranges(count: usize, mut sample: Vec<Box<[u8]>>) -> Self {
+        if sample.is_empty() {
+            return Partitioner::new(count);
+        }
+        debug_assert!(sample.iter().all(|s| !s.is_empty() && !s.contains(&0)));
+        sample.sort_unstable();
+        let count = count.max(1);
+        let mut splitters: Vec<Box<[u8]>> = (1..count)
+            .map(|i| sample[i * sample.len() / count].clone())
+            .collect();
+        splitters.dedup();
+        let slots = (splitters.len() + 1).next_power_of_two();
+        let bounds: Vec<u64> = splitters
+            .iter()
+            .map(|s| prefix_key(s).saturating_add(u64::from(s.len() > 8)))
+            .chain(std::iter::repeat(u64::MAX))
+            .take(slots)
+            .collect();
+        Partitioner {
+            count: splitters.len() + 1,
+            kind: Kind::Ranges {
+                splitters: splitters.into(),
+                bounds: bounds.into(),
+            },
         }
     }
 
@@ -44,22 +94,50 @@ impl Partitioner {
         self.count
     }
 
+    /// Whether partitions hold ranges of customers in byte order, partition by partition.
+    pub fn is_ordered(&self) -> bool {
+        matches!(self.kind, Kind::Ranges { .. })
+    }
+
     /// The partition of `customer`.
     #[inline]
     pub fn partition_of(&self, customer: &[u8]) -> usize {
         if customer.len() <= 8 {
             return self.partition_of_short(prefix_key(customer));
         }
-        self.partition_of_hash(self.hasher.hash_one(customer))
+        match &self.kind {
+            Kind::Hash(hasher) => self.partition_of_hash(hasher.hash_one(customer)),
+            Kind::Ranges { splitters, .. } => splitters.partition_point(|s| **s <= *customer),
+        }
     }
 
     /// The partition of the customer of up to eight bytes whose [`prefix_key`] is `key`: the key
-    /// is the whole text, and one folded multiply mixes it.
+    /// is the whole text; one folded multiply mixes it, or a branch-free binary search finds its
+    /// range.
     #[inline]
     pub fn partition_of_short(&self, key: u64) -> usize {
-        let product =
-            u128::from(key ^ 0x243f_6a88_85a3_08d3) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
-        self.partition_of_hash((product as u64) ^ ((product >> 64) as u64))
+        match &self.kind {
+            Kind::Hash(_) => {
+                let product =
+                    u128::from(key ^ 0x243f_6a88_85a3_08d3) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
+                self.partition_of_hash((product as u64) ^ ((product >> 64) as u64))
+            }
+            Kind::Ranges { bounds, .. } => {
+                // A splitter is at or below the customer exactly when its bound is at or below
+                // the key (a longer splitter sharing the key sorts after the customer). The last
+                // bound is `u64::MAX`, above every key of a text without NUL or 0xFF bytes, so
+                // the count stays below `bounds.len()`.
+                let mut below = 0;
+                let mut step = bounds.len() / 2;
+                while step > 0 {
+                    // Which way a customer goes is not predictable: no branch.
+                    below +=
+                        std::hint::select_unpredictable(bounds[below + step - 1] <= key, step, 0);
+                    step /= 2;
+                }
+                below.min(self.count - 1)
+            }
+        }
     }
 
     #[inline]
@@ -699,6 +777,70 @@ mod tests {
             seen[a] += 1;
         }
         assert!(seen.iter().all(|&n| (700..1300).contains(&n)), "{seen:?}");
+    }
+
+    /// Customer-like texts: short and long, many sharing their first eight bytes or being
+    /// prefixes of each other, so that splitters and customers share keys.
+    fn customer_text() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        (
+            prop::sample::select(vec![&b""[..], b"0", b"00123", b"CUSTOMER", b"CUSTOMER-0"]),
+            prop::collection::vec(
+                prop::sample::select(vec![b'0', b'1', b'9', b'-', b'z']),
+                0..6,
+            ),
+        )
+            .prop_map(|(head, tail)| [head, &tail].concat())
+            .prop_filter("non-empty", |t| !t.is_empty())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ranges_keep_byte_order_and_agree_with_the_splitters(
+            sample in proptest::collection::vec(customer_text(), 0..60),
+            probes in proptest::collection::vec(customer_text(), 1..60),
+            count in 1usize..20,
+        ) {
+            let p = Partitioner::ranges(count, sample.iter().map(|s| s.clone().into()).collect());
+            proptest::prop_assert!(p.count() <= count);
+            if let Kind::Ranges { splitters, .. } = &p.kind {
+                for t in &probes {
+                    // The reference: how many splitters are at or below it, by bytes.
+                    let expected = splitters.iter().filter(|s| ***s <= t[..]).count();
+                    proptest::prop_assert_eq!(p.partition_of(t), expected, "{:?}", t);
+                }
+            }
+            let mut sorted = probes.clone();
+            sorted.sort();
+            let parts: Vec<usize> = sorted.iter().map(|t| p.partition_of(t)).collect();
+            proptest::prop_assert!(
+                !p.is_ordered() || parts.windows(2).all(|w| w[0] <= w[1]),
+                "{:?}",
+                parts
+            );
+            proptest::prop_assert_eq!(p.is_ordered(), !sample.is_empty());
+            proptest::prop_assert!(parts.iter().all(|&i| i < p.count()));
+        }
+    }
+
+    #[test]
+    fn ranges_are_balanced_by_the_sample() {
+        let ids: Vec<Box<[u8]>> = (0..64_000)
+            .map(|i| format!("{:07}", i * 7919 % 64_000).into_bytes().into())
+            .collect();
+        let sample = ids.iter().step_by(16).cloned().collect();
+        let p = Partitioner::ranges(16, sample);
+        assert!(p.is_ordered());
+        assert_eq!(p.count(), 16);
+        let mut seen = [0usize; 16];
+        for id in &ids {
+            seen[p.partition_of(id)] += 1;
+        }
+        assert!(
+            seen.iter().all(|&n| (3_000..5_000).contains(&n)),
+            "{seen:?}"
+        );
+        assert!(!Partitioner::ranges(16, Vec::new()).is_ordered());
     }
 
     #[test]

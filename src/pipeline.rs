@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use crate::config::Config;
 use crate::error::{BadRow, Error, Result};
-use crate::parse::{ChunkParser, Header, Record, RowSink, read_header};
+use crate::parse::{ChunkParser, Header, Record, RowSink, read_header, sample_customer};
 use crate::partition::{PartitionStore, PartitionWriter, Partitioner};
 use crate::products::ProductDict;
 use crate::progress::{Phase, Progress, peak_memory};
@@ -134,8 +134,8 @@ pub fn aggregate(
     let (header, mut feed) = open_feed(&source, config)?;
     progress.start(Phase::Read, source.len());
 
-    let partitions = partition_count(source.len(), config.memory_limit, config.threads);
-    let partitioner = Partitioner::new(partitions);
+    let partitioner = partitioner(&source, &header, config);
+    let partitions = partitioner.count();
     let store_budget = if config.force_spill {
         0
     } else {
@@ -279,6 +279,28 @@ pub fn aggregate(
         copy_time: Duration::ZERO,
         peak_memory: peak_memory(),
     })
+}
+
+/// Ranges of customers cut at quantiles of a sample drawn evenly from a mapped source, so that
+/// the reduced partitions come out in output order; a hash for a stream, which cannot be sampled
+/// ahead of reading it. The sample is read with `pread`, not through the map, whose touched pages
+/// would count towards the peak memory.
+fn partitioner(source: &Source, header: &Header, config: &Config) -> Partitioner {
+    let count = partition_count(source.len(), config.memory_limit, config.threads);
+    let Some(len) = source.len().filter(|&len| len > header.data_start as u64) else {
+        return Partitioner::new(count);
+    };
+    let draws = (count as u64 * 16).clamp(1024, 32 << 10);
+    let span = len - header.data_start as u64;
+    let mut buf = vec![0; 2048];
+    let sample = (0..draws)
+        .filter_map(|k| {
+            let offset = header.data_start as u64 + span * k / draws;
+            let n = source.read_at(offset, &mut buf).ok()?;
+            sample_customer(&buf[..n], k == 0, &header.layout)
+        })
+        .collect();
+    Partitioner::ranges(count, sample)
 }
 
 /// How many product codes the run's dictionary may hold: at most 65,536 (a catalogue's worth;

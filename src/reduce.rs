@@ -29,6 +29,8 @@ pub struct Run {
     /// The customer and offset of every [`RUN_INDEX_EVERY`]th row, from the first: where a
     /// merge can cut the run by customer without decoding all of it.
     pub index: Vec<(Box<[u8]>, usize)>,
+    /// Offset of the last row.
+    last: usize,
 }
 
 /// Rows between two entries of a run's index.
@@ -40,8 +42,16 @@ impl Run {
         if self.rows.is_multiple_of(RUN_INDEX_EVERY) {
             self.index.push((row.customer_id.into(), self.bytes.len()));
         }
+        self.last = self.bytes.len();
         encode_row(&mut self.bytes, row);
         self.rows += 1;
+    }
+
+    /// The customers of the first and the last row, unless the run is empty.
+    pub fn bounds(&self) -> Option<(&[u8], &[u8])> {
+        let first = RunRows::new(&self.bytes).next()?;
+        let last = RunRows::new(&self.bytes[self.last..]).next()?;
+        Some((first.customer_id, last.customer_id))
     }
 }
 

@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -30,8 +30,8 @@ pub struct Source {
 }
 
 enum Body {
-    /// A regular file, mapped read-only.
-    Mapped(Mmap),
+    /// A regular file, mapped read-only (the file kept for reads that must not touch the map).
+    Mapped(Mmap, File),
     /// A regular file of zero bytes (which cannot be mapped).
     Empty,
     /// Anything that cannot be mapped: read front to back.
@@ -82,7 +82,7 @@ impl Source {
             // do not change; like ripgrep, we accept that risk for regular files, and a file
             // changing under a batch run is an error of its own anyway.
             match unsafe { Mmap::map(&file) } {
-                Ok(map) => Body::Mapped(map),
+                Ok(map) => Body::Mapped(map, file),
                 Err(_) => Body::Stream(file),
             }
         } else {
@@ -102,7 +102,7 @@ impl Source {
     /// The size in bytes, when the source is a regular file.
     pub fn len(&self) -> Option<u64> {
         match &self.body {
-            Body::Mapped(map) => Some(map.len() as u64),
+            Body::Mapped(map, _) => Some(map.len() as u64),
             Body::Empty => Some(0),
             Body::Stream(_) => None,
         }
@@ -116,7 +116,7 @@ impl Source {
     /// All bytes of the file, when it is mapped (or empty).
     pub fn bytes(&self) -> Option<&[u8]> {
         match &self.body {
-            Body::Mapped(map) => Some(map),
+            Body::Mapped(map, _) => Some(map),
             Body::Empty => Some(&[]),
             Body::Stream(_) => None,
         }
@@ -138,10 +138,19 @@ impl Source {
         }
     }
 
+    /// Reads the bytes at `offset` of a mapped file into `buf` without touching the map (so no
+    /// page is charged to this process); returns how many were read, 0 for other sources.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.body {
+            Body::Mapped(_, file) => std::os::unix::fs::FileExt::read_at(file, buf, offset),
+            _ => Ok(0),
+        }
+    }
+
     /// Tells the kernel that the bytes of `range` are done with, so their pages stop counting
     /// towards this process's memory. Pages are read again from the page cache if touched later.
     pub fn release(&self, range: Range<usize>) {
-        if let Body::Mapped(map) = &self.body {
+        if let Body::Mapped(map, _) = &self.body {
             let page = 4096;
             let start = range.start.next_multiple_of(page);
             let end = range.end / page * page;

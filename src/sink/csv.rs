@@ -1,11 +1,13 @@
-//! The CSV sink: every run merged into one file sorted by `customer_id`, written atomically.
+//! The CSV sink: every run written into one file sorted by `customer_id`, atomically.
 //!
 //! Runs arrive from the reducers in any order; each is sorted, and partitions hold disjoint
-//! customers, so a k-way merge gives the global byte order whatever the thread count or memory
-//! limit. Runs stay in memory within the sink's budget and are appended to one spill file
-//! beyond it. The merge runs in parallel: the customers are cut into ranges at quantiles of the
-//! runs' indexes, every run is cut at the same customers, and each range is merged and formatted
-//! on its own, a few ranges at a time, then written in order. The output is written to a temporary
+//! customers. Runs of range partitions hold disjoint *ranges*: sorted by their first customer,
+//! they are written one after the other, formatted a few pieces at a time in parallel. Runs of
+//! hash partitions (a stream source) are merged, which gives the global byte order whatever the
+//! thread count or memory limit: the customers are cut into ranges at quantiles of the runs'
+//! indexes, every run is cut at the same customers, and each range is merged and formatted on
+//! its own, a few ranges at a time, then written in order. Runs stay in memory within the sink's
+//! budget and are appended to one spill file beyond it. The output is written to a temporary
 //! file beside the target and renamed over it at the end, so a failed run never leaves a
 //! half-written file.
 
@@ -21,7 +23,7 @@ use rayon::prelude::*;
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::reduce::{Run, RunRows, prefix_key, sort_by_text};
+use crate::reduce::{CustomerRow, Run, RunRows, prefix_key, sort_by_text};
 use crate::spill::SpillDir;
 
 /// The CSV header of the output.
@@ -55,6 +57,8 @@ struct StoredRun {
     offset: u64,
     len: usize,
     index: Vec<(Box<[u8]>, usize)>,
+    /// The customers of its first and last rows (none when it is empty).
+    bounds: Option<[Box<[u8]>; 2]>,
 }
 
 impl<'d> CsvSink<'d> {
@@ -73,6 +77,9 @@ impl<'d> CsvSink<'d> {
         let mut runs = self.runs.lock().expect("no panics while locked");
         runs.rows += run.rows;
         let len = run.bytes.len();
+        let bounds = run
+            .bounds()
+            .map(|(first, last)| [first.into(), last.into()]);
         if runs.memory_bytes + len <= self.budget {
             runs.memory_bytes += len;
             runs.stored.push(StoredRun {
@@ -80,6 +87,7 @@ impl<'d> CsvSink<'d> {
                 offset: 0,
                 len,
                 index: run.index,
+                bounds,
             });
             return Ok(());
         }
@@ -109,6 +117,7 @@ impl<'d> CsvSink<'d> {
             offset,
             len,
             index: run.index,
+            bounds,
         });
         Ok(())
     }
@@ -182,11 +191,79 @@ fn write_merged(
 ) -> io::Result<u64> {
     let stored = &runs.stored;
     let spill = runs.file.as_ref().map(|(file, _)| file);
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    out.write_all(HEADER.as_bytes())?;
+    out.write_all(b"\n")?;
+    // Runs of range partitions hold disjoint ranges of customers: written one after the other,
+    // they are in order already.
+    let rows = if let Some(pieces) = ordered_pieces(stored) {
+        write_in_waves(&mut out, &pieces, threads, progress, |(run, range)| {
+            let span = stored[*run].read(spill, range.clone())?;
+            let mut csv = Vec::with_capacity(span.len() + span.len() / 4);
+            let mut n = 0;
+            for row in RunRows::new(&span) {
+                write_row(&mut csv, &row);
+                n += 1;
+            }
+            Ok((csv, n))
+        })?
+    } else {
+        let splits = merge_splits(stored, threads);
+        let cuts: Vec<Vec<usize>> = stored
+            .par_iter()
+            .map(|run| run.cuts(spill, &splits))
+            .collect::<io::Result<_>>()?;
+        let ranges: Vec<usize> = (0..=splits.len()).collect();
+        write_in_waves(&mut out, &ranges, threads, progress, |&range| {
+            let spans: Vec<Cow<'_, [u8]>> = stored
+                .iter()
+                .zip(&cuts)
+                .map(|(run, cuts)| run.read(spill, cuts[range]..cuts[range + 1]))
+                .collect::<io::Result<_>>()?;
+            Ok(merge_range(&spans))
+        })?
+    };
+    out.flush()?;
+    Ok(rows)
+}
+
+/// When the runs hold disjoint ranges of customers, the pieces to write in order: every run in
+/// the order of its customers, cut at its index into pieces of about [`RANGE_BYTES`].
+fn ordered_pieces(stored: &[StoredRun]) -> Option<Vec<(usize, std::ops::Range<usize>)>> {
+    let mut order: Vec<(&[u8], &[u8], usize)> = stored
+        .iter()
+        .enumerate()
+        .filter_map(|(i, run)| {
+            let [first, last] = run.bounds.as_ref()?;
+            Some((&**first, &**last, i))
+        })
+        .collect();
+    order.sort_unstable();
+    if order.windows(2).any(|w| w[0].1 >= w[1].0) {
+        return None;
+    }
+    let mut pieces = Vec::new();
+    for (_, _, i) in order {
+        let run = &stored[i];
+        let mut from = 0;
+        for &(_, offset) in &run.index {
+            if offset - from >= RANGE_BYTES {
+                pieces.push((i, from..offset));
+                from = offset;
+            }
+        }
+        pieces.push((i, from..run.len));
+    }
+    Some(pieces)
+}
+
+/// Where to cut the customers into ranges merged apart: at quantiles of every run's indexed
+/// customers; hash partitioning makes each run a sample of all customers, so the ranges come
+/// out of about equal size. (Customers, not their 8-byte keys: ids that all share their first
+/// eight bytes still spread over ranges.)
+fn merge_splits(stored: &[StoredRun], threads: usize) -> Vec<&[u8]> {
     let total: usize = stored.iter().map(|r| r.len).sum();
     let ranges = (total / RANGE_BYTES + 1).max(threads * 4);
-    // Split at quantiles of every run's indexed customers; hash partitioning makes each run a
-    // sample of all customers, so the ranges come out of about equal size. (Customers, not
-    // their 8-byte keys: ids that all share their first eight bytes still spread over ranges.)
     let mut indexed: Vec<&[u8]> = stored
         .iter()
         .flat_map(|r| r.index.iter().map(|(customer, _)| &**customer))
@@ -196,36 +273,27 @@ fn write_merged(
         .filter_map(|i| indexed.get(i * indexed.len() / ranges).copied())
         .collect();
     splits.dedup();
-    let cuts: Vec<Vec<usize>> = stored
-        .par_iter()
-        .map(|run| run.cuts(spill, &splits))
-        .collect::<io::Result<_>>()?;
+    splits
+}
 
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    out.write_all(HEADER.as_bytes())?;
-    out.write_all(b"\n")?;
+/// Turns `tasks` into CSV on the pool, a few at a time (so that only their output waits in
+/// memory), and writes the results in the tasks' order; returns the number of rows.
+fn write_in_waves<T: Sync>(
+    out: &mut impl Write,
+    tasks: &[T],
+    threads: usize,
+    progress: &dyn Progress,
+    csv_of: impl Fn(&T) -> io::Result<(Vec<u8>, u64)> + Sync,
+) -> io::Result<u64> {
     let mut rows = 0;
-    let all: Vec<usize> = (0..=splits.len()).collect();
-    // A few ranges at a time, so that only their output waits in memory to be written in order.
-    for wave in all.chunks(threads * 2) {
-        let merged: Vec<(Vec<u8>, u64)> = wave
-            .par_iter()
-            .map(|&range| {
-                let spans: Vec<Cow<'_, [u8]>> = stored
-                    .iter()
-                    .zip(&cuts)
-                    .map(|(run, cuts)| run.read(spill, cuts[range]..cuts[range + 1]))
-                    .collect::<io::Result<_>>()?;
-                Ok(merge_range(&spans))
-            })
-            .collect::<io::Result<_>>()?;
-        for (bytes, n) in merged {
+    for wave in tasks.chunks(threads * 2) {
+        let done: Vec<(Vec<u8>, u64)> = wave.par_iter().map(&csv_of).collect::<io::Result<_>>()?;
+        for (bytes, n) in done {
             out.write_all(&bytes)?;
             rows += n;
             progress.advance(n);
         }
     }
-    out.flush()?;
     Ok(rows)
 }
 
@@ -258,15 +326,19 @@ fn merge_range(spans: &[Cow<'_, [u8]>]) -> (Vec<u8>, u64) {
 
     let mut out = Vec::with_capacity(bytes + bytes / 4);
     for &entry in &entries {
-        let row = row_at(entry);
-        write_field(&mut out, row.customer_id).expect("writing to memory");
-        out.push(b',');
-        write_field(&mut out, row.favourite_product).expect("writing to memory");
-        out.push(b',');
-        out.extend_from_slice(itoa::Buffer::new().format(row.longest_streak).as_bytes());
-        out.push(b'\n');
+        write_row(&mut out, &row_at(entry));
     }
     (out, entries.len() as u64)
+}
+
+/// Appends `row` as a CSV line.
+fn write_row(out: &mut Vec<u8>, row: &CustomerRow<'_>) {
+    write_field(out, row.customer_id).expect("writing to memory");
+    out.push(b',');
+    write_field(out, row.favourite_product).expect("writing to memory");
+    out.push(b',');
+    out.extend_from_slice(itoa::Buffer::new().format(row.longest_streak).as_bytes());
+    out.push(b'\n');
 }
 
 /// Writes one CSV field, quoted as RFC 4180 asks when it holds a comma, a quote or a line end.
@@ -290,7 +362,6 @@ pub fn write_field(out: &mut impl Write, value: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reduce::CustomerRow;
 
     fn field(v: &str) -> String {
         let mut out = Vec::new();

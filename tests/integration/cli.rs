@@ -381,12 +381,6 @@ fn help_teaches_with_an_example() {
 fn a_fifo_is_read_as_a_stream_with_the_same_result() {
     let dir = Dir::new();
     let source = generate(&dir, "gen.csv", 20_000, 1_000, 11);
-    let fifo = dir.path("fifo");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(status.success());
     let (file_out, fifo_out) = (dir.path("file.csv"), dir.path("fifo.csv"));
     let r = run(&[
         "--source",
@@ -395,13 +389,7 @@ fn a_fifo_is_read_as_a_stream_with_the_same_result() {
         file_out.to_str().unwrap(),
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let writer = {
-        let (source, fifo) = (source.clone(), fifo.clone());
-        std::thread::spawn(move || {
-            let bytes = std::fs::read(source).unwrap();
-            std::fs::write(fifo, bytes).unwrap();
-        })
-    };
+    let fifo = dir.fifo("fifo", std::fs::read(&source).unwrap());
     let child = custagg()
         .args([
             "--source",
@@ -412,7 +400,6 @@ fn a_fifo_is_read_as_a_stream_with_the_same_result() {
         .args(["--chunk-size", "4096", "--threads", "2"])
         .output()
         .unwrap();
-    writer.join().unwrap();
     assert!(
         child.status.success(),
         "{}",

@@ -181,10 +181,14 @@ proptest! {
         chunk_size in 1usize..80,
     ) {
         let dir = Dir::new();
-        let source = dir.write("in.csv", write_file(&rows, &extras, &shape));
+        let bytes = write_file(&rows, &extras, &shape);
+        let file = dir.write("in.csv", &bytes);
         let expected = expected_csv(&rows);
-        for (threads, force_spill) in [(1, false), (3, true), (2, false)] {
-            let output = dir.path(&format!("out-{threads}-{force_spill}.csv"));
+        // A file is mapped and partitioned by ranges of customers from a sample; a FIFO is read
+        // as a stream, partitioned by a hash, and its runs merged.
+        for (threads, force_spill, fifo) in [(1, false, false), (3, true, false), (2, false, false), (2, true, true)] {
+            let output = dir.path(&format!("out-{threads}-{force_spill}-{fifo}.csv"));
+            let source = if fifo { dir.fifo("in.fifo", bytes.clone()) } else { file.clone() };
             let mut config = Config::new(&source);
             config.delimiter = (shape.delimiter as char).to_string().parse::<Delimiter>().unwrap();
             config.threads = threads;
@@ -194,7 +198,7 @@ proptest! {
             let summary = custagg::run_to_csv(&config, &output, &custagg::progress::NoProgress).unwrap();
             prop_assert_eq!(summary.rows_read, rows.len() as u64);
             let got = std::fs::read_to_string(&output).unwrap();
-            prop_assert_eq!(&got, &expected, "threads {} force_spill {}", threads, force_spill);
+            prop_assert_eq!(&got, &expected, "threads {} force_spill {} fifo {}", threads, force_spill, fifo);
         }
     }
 }

@@ -32,6 +32,18 @@ impl Dir {
         path
     }
 
+    /// A FIFO called `name` that a thread of its own fills with `contents` once it is opened
+    /// (made anew if it exists).
+    pub fn fifo(&self, name: &str, contents: Vec<u8>) -> PathBuf {
+        let path = self.path(name);
+        let _ = std::fs::remove_file(&path);
+        let status = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(status.success(), "mkfifo");
+        let writer = path.clone();
+        std::thread::spawn(move || std::fs::write(writer, contents).unwrap());
+        path
+    }
+
     pub fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(name)).unwrap()
     }
