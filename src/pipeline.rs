@@ -12,8 +12,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
-
 use crate::config::Config;
 use crate::error::{BadRow, Error, Result};
 use crate::parse::{ChunkParser, Header, Record, RowSink, read_header, sample_customer};
@@ -66,9 +64,11 @@ pub fn run_to_csv(config: &Config, output: &Path, progress: &dyn Progress) -> Re
     } else {
         (config.memory_limit / 4) as usize
     };
-    let sink = CsvSink::new(output, &spill, budget);
+    let sink = CsvSink::new(output, &spill, budget)?;
     let pool = thread_pool(config.threads)?;
-    let mut summary = aggregate(config, &pool, &spill, progress, |run| sink.accept(run))?;
+    let mut summary = aggregate(config, &pool, &spill, progress, |run, place| {
+        sink.accept(run, place)
+    })?;
     let started = Instant::now();
     progress.start(Phase::Write, Some(summary.customers));
     let written = sink.finish(&pool, progress)?;
@@ -95,7 +95,7 @@ pub fn run_to_postgres(
     let (sender, receiver) = crossbeam_channel::bounded::<Run>(config.threads * 2);
     let (aggregated, copied) = std::thread::scope(|scope| {
         let copier = scope.spawn(|| loader.copy(receiver));
-        let aggregated = aggregate(config, &pool, &spill, progress, |run| {
+        let aggregated = aggregate(config, &pool, &spill, progress, |run, _| {
             sender.send(run).map_err(|_| Error::Database {
                 what: target.to_string(),
                 message: "the COPY stopped".into(),
@@ -121,13 +121,15 @@ pub fn run_to_postgres(
 }
 
 /// Aggregates the source of `config`, handing every reduced partition to `on_run` (called from
-/// several threads at once). Spill files go to `spill`.
+/// several threads at once), with its place in customer order when partitions are ranges of
+/// customers (they are reduced in that order, so each comes about in its turn). Spill files go
+/// to `spill`.
 pub fn aggregate(
     config: &Config,
     pool: &rayon::ThreadPool,
     spill: &SpillDir,
     progress: &dyn Progress,
-    on_run: impl Fn(Run) -> Result<()> + Sync,
+    on_run: impl Fn(Run, Option<usize>) -> Result<()> + Sync,
 ) -> Result<Summary> {
     let started = Instant::now();
     let source = Source::open(&config.source)?;
@@ -222,7 +224,7 @@ pub fn aggregate(
         }
         drop(sender);
     });
-    if let Some(e) = first_error.into_inner().expect("no panics while locked") {
+    if let Some(e) = first_error.lock().expect("no panics while locked").take() {
         return Err(e);
     }
     let (rows_read, rows_good) = rows.into_inner().expect("no panics while locked");
@@ -250,20 +252,40 @@ pub fn aggregate(
     );
     let products = products.into_texts();
     let customers = Mutex::new(0u64);
-    pool.install(|| {
-        store
-            .into_partitions()
-            .into_par_iter()
-            .try_for_each(|part| {
-                crate::faults::point("reducing");
-                progress.advance(1);
-                let blocks = part.into_blocks()?;
-                let run = reduce_partition(&blocks, &products)?;
-                drop(blocks);
-                *customers.lock().expect("no panics while locked") += run.rows;
-                on_run(run)
-            })
-    })?;
+    let ordered = partitioner.is_ordered();
+    // Partitions are taken in order, one at a time, by each thread.
+    let (sender, receiver) = crossbeam_channel::unbounded();
+    for part in store.into_partitions().into_iter().enumerate() {
+        sender.send(part).expect("the receiver is here");
+    }
+    drop(sender);
+    pool.in_place_scope(|scope| {
+        for _ in 0..config.threads {
+            let (receiver, failed, fail) = (receiver.clone(), &failed, &fail);
+            let (products, customers, on_run) = (&products, &customers, &on_run);
+            scope.spawn(move |_| {
+                for (place, part) in receiver.iter() {
+                    if failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    crate::faults::point("reducing");
+                    progress.advance(1);
+                    let reduced = part.into_blocks().and_then(|blocks| {
+                        let run = reduce_partition(&blocks, products)?;
+                        drop(blocks);
+                        *customers.lock().expect("no panics while locked") += run.rows;
+                        on_run(run, ordered.then_some(place))
+                    });
+                    if let Err(e) = reduced {
+                        fail(e);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.lock().expect("no panics while locked").take() {
+        return Err(e);
+    }
 
     Ok(Summary {
         rows_read,

@@ -12,6 +12,7 @@
 //! half-written file.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -33,25 +34,31 @@ pub const HEADER: &str = "customer_id,favourite_product,longest_streak";
 /// memory next to the runs, large enough that a task is worth starting.
 const RANGE_BYTES: usize = 4 << 20;
 
-/// Collects runs and writes them, merged, to a CSV file.
+/// Collects runs and writes them, in order or merged, to a CSV file.
 pub struct CsvSink<'d> {
-    path: PathBuf,
     dir: &'d SpillDir,
     budget: usize,
-    runs: Mutex<Runs>,
+    state: Mutex<State>,
 }
 
-#[derive(Default)]
-struct Runs {
-    stored: Vec<StoredRun>,
-    memory_bytes: usize,
+struct State {
+    output: AtomicFile,
     rows: u64,
+    /// Runs of hash partitions, merged at the end.
+    merged: Vec<StoredRun>,
+    /// Runs of range partitions that came before their turn, as CSV, by place.
+    early: BTreeMap<usize, StoredRun>,
+    /// The place of the next run of range partitions to write.
+    next: usize,
+    /// The customer of the last row written in order.
+    last: Option<Box<[u8]>>,
+    memory_bytes: usize,
     /// The spill file that runs beyond the budget are appended to, and its length.
     file: Option<(File, PathBuf)>,
     file_len: u64,
 }
 
-/// A run kept in memory (`bytes`), or stored in the spill file at `offset`.
+/// A run (or its CSV) kept in memory (`bytes`), or stored in the spill file at `offset`.
 struct StoredRun {
     bytes: Option<Vec<u8>>,
     offset: u64,
@@ -62,79 +69,163 @@ struct StoredRun {
 }
 
 impl<'d> CsvSink<'d> {
-    /// A sink into `path` that keeps at most `budget` bytes of runs in memory.
-    pub fn new(path: &Path, dir: &'d SpillDir, budget: usize) -> Self {
-        CsvSink {
-            path: path.into(),
+    /// A sink into `path` that keeps at most `budget` bytes of runs in memory. The output is
+    /// written beside `path` and replaces it only on [`CsvSink::finish`].
+    pub fn new(path: &Path, dir: &'d SpillDir, budget: usize) -> Result<Self> {
+        let mut output = AtomicFile::create(path, "cannot write the output file")?;
+        output.write_with(|f| writeln!(f, "{HEADER}"))?;
+        Ok(CsvSink {
             dir,
             budget,
-            runs: Mutex::default(),
-        }
+            state: Mutex::new(State {
+                output,
+                rows: 0,
+                merged: Vec::new(),
+                early: BTreeMap::new(),
+                next: 0,
+                last: None,
+                memory_bytes: 0,
+                file: None,
+                file_len: 0,
+            }),
+        })
     }
 
-    /// Takes one reduced partition.
-    pub fn accept(&self, run: Run) -> Result<()> {
-        let mut runs = self.runs.lock().expect("no panics while locked");
-        runs.rows += run.rows;
-        let len = run.bytes.len();
+    /// Takes one reduced partition: the run of the range partition at `place` (counted from 0
+    /// in customer order) is written as soon as the runs before it are; a run of a hash partition
+    /// (no place) is kept for the merge at the end.
+    pub fn accept(&self, run: Run, place: Option<usize>) -> Result<()> {
         let bounds = run
             .bounds()
             .map(|(first, last)| [first.into(), last.into()]);
-        if runs.memory_bytes + len <= self.budget {
-            runs.memory_bytes += len;
-            runs.stored.push(StoredRun {
-                bytes: Some(run.bytes),
-                offset: 0,
-                len,
-                index: run.index,
-                bounds,
-            });
+        let Some(place) = place else {
+            let mut state = self.state.lock().expect("no panics while locked");
+            state.rows += run.rows;
+            let stored = state.store(self.dir, self.budget, run.bytes, run.index, bounds)?;
+            state.merged.push(stored);
+            return Ok(());
+        };
+        // Formatted here, in parallel, before taking the lock.
+        let mut csv = Vec::with_capacity(run.bytes.len() + run.bytes.len() / 4);
+        for row in RunRows::new(&run.bytes) {
+            write_row(&mut csv, &row);
+        }
+        drop(run.index);
+        let mut state = self.state.lock().expect("no panics while locked");
+        state.rows += run.rows;
+        if place != state.next {
+            let stored = state.store(self.dir, self.budget, csv, Vec::new(), bounds)?;
+            state.early.insert(place, stored);
             return Ok(());
         }
-        let path = self.dir.path().join("runs");
-        let failed = |e| {
-            Error::io(
-                &path,
-                "cannot write the spill file of runs (is the disk under --spill-dir full?)",
-                e,
-            )
-        };
-        if runs.file.is_none() {
+        state.write_next(Cow::Owned(csv), bounds)?;
+        loop {
+            let next = state.next;
+            let Some(stored) = state.early.remove(&next) else {
+                break;
+            };
+            let spill = state.file.as_ref().map(|(file, _)| file);
+            let csv = stored.read(spill, 0..stored.len).map(Cow::into_owned);
+            let csv = csv.map_err(|e| state.spill_error(e))?;
+            if stored.bytes.is_some() {
+                state.memory_bytes -= stored.len;
+            }
+            state.write_next(Cow::Owned(csv), stored.bounds)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is still to be written (the merge of hash partitions' runs) and moves the
+    /// output into place; returns the number of rows written.
+    pub fn finish(self, pool: &rayon::ThreadPool, progress: &dyn Progress) -> Result<u64> {
+        let mut state = self.state.into_inner().expect("no panics while locked");
+        assert!(
+            state.early.is_empty(),
+            "every range partition's run was written in turn"
+        );
+        let threads = pool.current_num_threads();
+        let (merged, spill) = (&state.merged, state.file.as_ref().map(|(file, _)| file));
+        let written = state
+            .output
+            .write_with(|f| pool.install(|| write_merged(merged, spill, f, threads, progress)))?;
+        if let Some((_, path)) = &state.file {
+            let _ = std::fs::remove_file(path);
+        }
+        progress.advance(state.rows - written);
+        state.output.commit()?;
+        Ok(state.rows)
+    }
+}
+
+impl State {
+    /// Keeps `bytes` in memory within `budget`, else appends them to the spill file.
+    fn store(
+        &mut self,
+        dir: &SpillDir,
+        budget: usize,
+        bytes: Vec<u8>,
+        index: Vec<(Box<[u8]>, usize)>,
+        bounds: Option<[Box<[u8]>; 2]>,
+    ) -> Result<StoredRun> {
+        let len = bytes.len();
+        if self.memory_bytes + len <= budget {
+            self.memory_bytes += len;
+            return Ok(StoredRun {
+                bytes: Some(bytes),
+                offset: 0,
+                len,
+                index,
+                bounds,
+            });
+        }
+        if self.file.is_none() {
+            let path = dir.path().join("runs");
             let file = File::options()
                 .create_new(true)
                 .read(true)
                 .append(true)
-                .open(&path)
-                .map_err(failed)?;
-            runs.file = Some((file, path.clone()));
+                .open(&path);
+            let file = file.map_err(|e| self.spill_error(e))?;
+            self.file = Some((file, path));
         }
-        let offset = runs.file_len;
-        let (file, _) = runs.file.as_mut().expect("opened above");
-        file.write_all(&run.bytes).map_err(failed)?;
-        runs.file_len += len as u64;
-        runs.stored.push(StoredRun {
+        let offset = self.file_len;
+        let (file, _) = self.file.as_mut().expect("opened above");
+        let written = file.write_all(&bytes);
+        written.map_err(|e| self.spill_error(e))?;
+        self.file_len += len as u64;
+        Ok(StoredRun {
             bytes: None,
             offset,
             len,
-            index: run.index,
+            index,
             bounds,
-        });
-        Ok(())
+        })
     }
 
-    /// Merges every run into the output file on `pool`; returns the number of rows written.
-    pub fn finish(self, pool: &rayon::ThreadPool, progress: &dyn Progress) -> Result<u64> {
-        let runs = self.runs.into_inner().expect("no panics while locked");
-        let threads = pool.current_num_threads();
-        let mut file = AtomicFile::create(&self.path, "cannot write the output file")?;
-        let written =
-            file.write_with(|f| pool.install(|| write_merged(&runs, f, threads, progress)))?;
-        if let Some((_, path)) = &runs.file {
-            let _ = std::fs::remove_file(path);
+    fn spill_error(&self, e: io::Error) -> Error {
+        let path = self
+            .file
+            .as_ref()
+            .map_or_else(PathBuf::new, |(_, path)| path.clone());
+        Error::io(
+            &path,
+            "cannot use the spill file of runs (is the disk under --spill-dir full?)",
+            e,
+        )
+    }
+
+    /// Writes the CSV of the run whose turn it is, checking that it follows the last one.
+    fn write_next(&mut self, csv: Cow<'_, [u8]>, bounds: Option<[Box<[u8]>; 2]>) -> Result<()> {
+        if let Some([first, last]) = bounds {
+            assert!(
+                self.last.as_ref().is_none_or(|before| *before < first),
+                "range partitions hold ascending, disjoint customers"
+            );
+            self.last = Some(last);
         }
-        debug_assert_eq!(written, runs.rows);
-        file.commit()?;
-        Ok(written)
+        self.output.write_with(|f| f.write_all(&csv))?;
+        self.next += 1;
+        Ok(())
     }
 }
 
@@ -183,78 +274,46 @@ impl StoredRun {
     }
 }
 
+/// Merges the runs of hash partitions into `file`; returns the number of rows written.
 fn write_merged(
-    runs: &Runs,
+    stored: &[StoredRun],
+    spill: Option<&File>,
     file: &File,
     threads: usize,
     progress: &dyn Progress,
 ) -> io::Result<u64> {
-    let stored = &runs.stored;
-    let spill = runs.file.as_ref().map(|(file, _)| file);
+    if stored.is_empty() {
+        return Ok(0);
+    }
+    let splits = merge_splits(stored, threads);
+    let cuts: Vec<Vec<usize>> = stored
+        .par_iter()
+        .map(|run| run.cuts(spill, &splits))
+        .collect::<io::Result<_>>()?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    out.write_all(HEADER.as_bytes())?;
-    out.write_all(b"\n")?;
-    // Runs of range partitions hold disjoint ranges of customers: written one after the other,
-    // they are in order already.
-    let rows = if let Some(pieces) = ordered_pieces(stored) {
-        write_in_waves(&mut out, &pieces, threads, progress, |(run, range)| {
-            let span = stored[*run].read(spill, range.clone())?;
-            let mut csv = Vec::with_capacity(span.len() + span.len() / 4);
-            let mut n = 0;
-            for row in RunRows::new(&span) {
-                write_row(&mut csv, &row);
-                n += 1;
-            }
-            Ok((csv, n))
-        })?
-    } else {
-        let splits = merge_splits(stored, threads);
-        let cuts: Vec<Vec<usize>> = stored
+    let mut rows = 0;
+    let all: Vec<usize> = (0..=splits.len()).collect();
+    // A few ranges at a time, so that only their output waits in memory to be written in order.
+    for wave in all.chunks(threads * 2) {
+        let merged: Vec<(Vec<u8>, u64)> = wave
             .par_iter()
-            .map(|run| run.cuts(spill, &splits))
+            .map(|&range| {
+                let spans: Vec<Cow<'_, [u8]>> = stored
+                    .iter()
+                    .zip(&cuts)
+                    .map(|(run, cuts)| run.read(spill, cuts[range]..cuts[range + 1]))
+                    .collect::<io::Result<_>>()?;
+                Ok(merge_range(&spans))
+            })
             .collect::<io::Result<_>>()?;
-        let ranges: Vec<usize> = (0..=splits.len()).collect();
-        write_in_waves(&mut out, &ranges, threads, progress, |&range| {
-            let spans: Vec<Cow<'_, [u8]>> = stored
-                .iter()
-                .zip(&cuts)
-                .map(|(run, cuts)| run.read(spill, cuts[range]..cuts[range + 1]))
-                .collect::<io::Result<_>>()?;
-            Ok(merge_range(&spans))
-        })?
-    };
+        for (bytes, n) in merged {
+            out.write_all(&bytes)?;
+            rows += n;
+            progress.advance(n);
+        }
+    }
     out.flush()?;
     Ok(rows)
-}
-
-/// When the runs hold disjoint ranges of customers, the pieces to write in order: every run in
-/// the order of its customers, cut at its index into pieces of about [`RANGE_BYTES`].
-fn ordered_pieces(stored: &[StoredRun]) -> Option<Vec<(usize, std::ops::Range<usize>)>> {
-    let mut order: Vec<(&[u8], &[u8], usize)> = stored
-        .iter()
-        .enumerate()
-        .filter_map(|(i, run)| {
-            let [first, last] = run.bounds.as_ref()?;
-            Some((&**first, &**last, i))
-        })
-        .collect();
-    order.sort_unstable();
-    if order.windows(2).any(|w| w[0].1 >= w[1].0) {
-        return None;
-    }
-    let mut pieces = Vec::new();
-    for (_, _, i) in order {
-        let run = &stored[i];
-        let mut from = 0;
-        for &(_, offset) in &run.index {
-            if offset - from >= RANGE_BYTES {
-                pieces.push((i, from..offset));
-                from = offset;
-            }
-        }
-        pieces.push((i, from..run.len));
-    }
-    Some(pieces)
 }
 
 /// Where to cut the customers into ranges merged apart: at quantiles of every run's indexed
@@ -274,27 +333,6 @@ fn merge_splits(stored: &[StoredRun], threads: usize) -> Vec<&[u8]> {
         .collect();
     splits.dedup();
     splits
-}
-
-/// Turns `tasks` into CSV on the pool, a few at a time (so that only their output waits in
-/// memory), and writes the results in the tasks' order; returns the number of rows.
-fn write_in_waves<T: Sync>(
-    out: &mut impl Write,
-    tasks: &[T],
-    threads: usize,
-    progress: &dyn Progress,
-    csv_of: impl Fn(&T) -> io::Result<(Vec<u8>, u64)> + Sync,
-) -> io::Result<u64> {
-    let mut rows = 0;
-    for wave in tasks.chunks(threads * 2) {
-        let done: Vec<(Vec<u8>, u64)> = wave.par_iter().map(&csv_of).collect::<io::Result<_>>()?;
-        for (bytes, n) in done {
-            out.write_all(&bytes)?;
-            rows += n;
-            progress.advance(n);
-        }
-    }
-    Ok(rows)
 }
 
 /// Merges sorted spans of rows into CSV lines; returns them and the number of rows.
@@ -390,15 +428,57 @@ mod tests {
         run
     }
 
-    #[test]
-    fn merges_runs_from_memory_and_disk_in_byte_order() {
+    /// A directory for the test, the spill directory in it, and the output's path.
+    fn place() -> (tempfile::TempDir, SpillDir, PathBuf) {
         let parent = tempfile::tempdir().unwrap();
         let dir = SpillDir::create(parent.path()).unwrap();
         let out = parent.path().join("out.csv");
-        let sink = CsvSink::new(&out, &dir, 12);
-        sink.accept(run(&["a", "c", "e"])).unwrap();
-        sink.accept(run(&["B", "d"])).unwrap(); // beyond the budget: on disk
-        sink.accept(run(&[])).unwrap();
+        (parent, dir, out)
+    }
+
+    fn ids_of(text: &str) -> Vec<&str> {
+        text.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn writes_runs_of_ranges_in_their_turn_whatever_order_they_come_in() {
+        let (_parent, dir, out) = place();
+        // A budget of 10 bytes: most early runs wait in the spill file.
+        let sink = CsvSink::new(&out, &dir, 10).unwrap();
+        sink.accept(run(&["d", "e"]), Some(2)).unwrap();
+        sink.accept(run(&[]), Some(1)).unwrap();
+        sink.accept(run(&["f"]), Some(4)).unwrap();
+        assert!(dir.path().join("runs").exists());
+        sink.accept(run(&["B", "a"]), Some(0)).unwrap();
+        sink.accept(run(&[]), Some(3)).unwrap();
+        let pool = crate::pipeline::thread_pool(2).unwrap();
+        assert!(!out.exists(), "the output appears only when finished");
+        assert_eq!(sink.finish(&pool, &crate::progress::NoProgress).unwrap(), 5);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(ids_of(&text), ["B", "a", "d", "e", "f"]);
+        assert!(text.starts_with(HEADER));
+        assert!(!dir.path().join("runs").exists());
+    }
+
+    #[test]
+    #[should_panic(expected = "ascending, disjoint")]
+    fn runs_of_ranges_out_of_order_are_a_bug_not_an_output() {
+        let (_parent, dir, out) = place();
+        let sink = CsvSink::new(&out, &dir, 1 << 20).unwrap();
+        sink.accept(run(&["b", "c"]), Some(0)).unwrap();
+        let _ = sink.accept(run(&["a"]), Some(1));
+    }
+
+    #[test]
+    fn merges_runs_from_memory_and_disk_in_byte_order() {
+        let (_parent, dir, out) = place();
+        let sink = CsvSink::new(&out, &dir, 12).unwrap();
+        sink.accept(run(&["a", "c", "e"]), None).unwrap();
+        sink.accept(run(&["B", "d"]), None).unwrap(); // beyond the budget: on disk
+        sink.accept(run(&[]), None).unwrap();
         let pool = crate::pipeline::thread_pool(2).unwrap();
         assert_eq!(sink.finish(&pool, &crate::progress::NoProgress).unwrap(), 5);
         let text = std::fs::read_to_string(&out).unwrap();
@@ -411,10 +491,8 @@ mod tests {
     fn many_runs_cut_into_ranges_merge_in_byte_order() {
         // 40 runs of ids, some sharing long prefixes (equal keys must stay in one range), the
         // first runs in memory and the rest in the spill file.
-        let parent = tempfile::tempdir().unwrap();
-        let dir = SpillDir::create(parent.path()).unwrap();
-        let out = parent.path().join("out.csv");
-        let sink = CsvSink::new(&out, &dir, 4_000);
+        let (_parent, dir, out) = place();
+        let sink = CsvSink::new(&out, &dir, 4_000).unwrap();
         let mut all = Vec::new();
         for r in 0..40u32 {
             let mut ids: Vec<String> = (0..300u32)
@@ -429,7 +507,7 @@ mod tests {
             ids.dedup();
             all.extend(ids.iter().cloned());
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            sink.accept(run(&refs)).unwrap();
+            sink.accept(run(&refs), None).unwrap();
         }
         all.sort();
         all.dedup();
@@ -439,12 +517,7 @@ mod tests {
             all.len() as u64
         );
         let text = std::fs::read_to_string(&out).unwrap();
-        let ids: Vec<&str> = text
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').next().unwrap())
-            .collect();
-        assert_eq!(ids, all);
+        assert_eq!(ids_of(&text), all);
         assert!(
             !dir.path().join("runs").exists(),
             "the spill file is removed"
