@@ -312,8 +312,10 @@ fn partitioner(source: &Source, header: &Header, config: &Config) -> Partitioner
     let Some(len) = source.len().filter(|&len| len > header.data_start as u64) else {
         return Partitioner::new(count);
     };
-    let draws = (count as u64 * 16).clamp(1024, 32 << 10);
     let span = len - header.data_start as u64;
+    // About 16 per partition, and no more than the file has records (a small file's draws
+    // would only read its few lines again).
+    let draws = (count as u64 * 16).clamp(1024, 32 << 10).min(span / 32 + 1);
     let mut buf = vec![0; 2048];
     let sample = (0..draws)
         .filter_map(|k| {
