@@ -1,12 +1,13 @@
 //! The CSV sink: every run written into one file sorted by `customer_id`, atomically.
 //!
 //! Runs arrive from the reducers in any order; each is sorted, and partitions hold disjoint
-//! customers. Runs of range partitions hold disjoint *ranges*: sorted by their first customer,
-//! they are written one after the other, formatted a few pieces at a time in parallel. Runs of
-//! hash partitions (a stream source) are merged, which gives the global byte order whatever the
-//! thread count or memory limit: the customers are cut into ranges at quantiles of the runs'
-//! indexes, every run is cut at the same customers, and each range is merged and formatted on
-//! its own, a few ranges at a time, then written in order. Runs stay in memory within the sink's
+//! customers. Runs of range partitions hold disjoint *ranges* and come with their place in
+//! customer order: each is formatted by the thread that hands it over and written as soon as the
+//! runs before it are (one that comes early waits). Runs of hash partitions (a stream source) are
+//! merged at the end, which gives the global byte order whatever the thread count or memory
+//! limit: the customers are cut into ranges at quantiles of the runs' indexes, every run is cut
+//! at the same customers, and each range is merged and formatted on its own, a few ranges at a
+//! time, then written in order. Runs stay in memory within the sink's
 //! budget and are appended to one spill file beyond it. The output is written to a temporary
 //! file beside the target and renamed over it at the end, so a failed run never leaves a
 //! half-written file.
@@ -64,7 +65,8 @@ struct StoredRun {
     offset: u64,
     len: usize,
     index: Vec<(Box<[u8]>, usize)>,
-    /// The customers of its first and last rows (none when it is empty).
+    /// For a run of a range partition, the customers of its first and last rows (none when it is
+    /// empty, or kept for the merge).
     bounds: Option<[Box<[u8]>; 2]>,
 }
 
@@ -95,16 +97,16 @@ impl<'d> CsvSink<'d> {
     /// in customer order) is written as soon as the runs before it are; a run of a hash partition
     /// (no place) is kept for the merge at the end.
     pub fn accept(&self, run: Run, place: Option<usize>) -> Result<()> {
-        let bounds = run
-            .bounds()
-            .map(|(first, last)| [first.into(), last.into()]);
         let Some(place) = place else {
             let mut state = self.state.lock().expect("no panics while locked");
             state.rows += run.rows;
-            let stored = state.store(self.dir, self.budget, run.bytes, run.index, bounds)?;
+            let stored = state.store(self.dir, self.budget, run.bytes, run.index, None)?;
             state.merged.push(stored);
             return Ok(());
         };
+        let bounds = run
+            .bounds()
+            .map(|(first, last)| [first.into(), last.into()]);
         // Formatted here, in parallel, before taking the lock.
         let mut csv = Vec::with_capacity(run.bytes.len() + run.bytes.len() / 4);
         for row in RunRows::new(&run.bytes) {
