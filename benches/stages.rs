@@ -11,7 +11,7 @@ use custagg::error::BadRow;
 use custagg::generate::{GenerateConfig, generate};
 use custagg::parse::{ChunkParser, Delimiter, Record, RowSink, read_header};
 use custagg::partition::{PartitionStore, PartitionWriter, Partitioner};
-use custagg::products::ProductDict;
+use custagg::products::{Catalogue, ProductDict};
 use custagg::reduce::reduce_partition;
 use custagg::source::{Chunk, plan_chunks};
 use custagg::spill::SpillDir;
@@ -106,7 +106,7 @@ fn stages(c: &mut Criterion) {
         .into_iter()
         .map(|p| p.into_blocks().unwrap())
         .collect();
-    let texts = products.into_texts();
+    let texts = Catalogue::new(products.into_texts());
     group.bench_function("reduce", |b| {
         b.iter(|| {
             partitions

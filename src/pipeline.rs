@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::{BadRow, Error, Result};
 use crate::parse::{ChunkParser, Header, Record, RowSink, read_header, sample_customer};
 use crate::partition::{PartitionStore, PartitionWriter, Partitioner};
-use crate::products::ProductDict;
+use crate::products::{Catalogue, ProductDict};
 use crate::progress::{Phase, Progress, peak_memory};
 use crate::reduce::{Run, reduce_partition};
 use crate::rejects::{BadRows, write_rejects};
@@ -250,7 +250,7 @@ pub fn aggregate(
         read_time.as_secs_f64(),
         spilled_bytes
     );
-    let products = products.into_texts();
+    let products = Catalogue::new(products.into_texts());
     let customers = Mutex::new(0u64);
     let ordered = partitioner.is_ordered();
     // Partitions are taken in order, one at a time, by each thread.

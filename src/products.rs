@@ -54,6 +54,39 @@ impl ProductDict {
     }
 }
 
+/// The run's product codes by id, for the reduce, with each code's place in byte order so that
+/// ties between codes with ids are broken without comparing their texts.
+#[derive(Default)]
+pub struct Catalogue {
+    texts: Vec<Box<[u8]>>,
+    ranks: Vec<u32>,
+}
+
+impl Catalogue {
+    /// The catalogue of `texts`, indexed by id.
+    pub fn new(texts: Vec<Box<[u8]>>) -> Self {
+        let mut order: Vec<u32> = (0..texts.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| texts[a as usize].cmp(&texts[b as usize]));
+        let mut ranks = vec![0; texts.len()];
+        for (rank, &id) in order.iter().enumerate() {
+            ranks[id as usize] = rank as u32;
+        }
+        Catalogue { texts, ranks }
+    }
+
+    /// The code of `id`.
+    #[inline]
+    pub fn text(&self, id: u32) -> &[u8] {
+        &self.texts[id as usize]
+    }
+
+    /// The place of `id`'s code among all the codes in byte order.
+    #[inline]
+    pub fn rank(&self, id: u32) -> u32 {
+        self.ranks[id as usize]
+    }
+}
+
 /// What the dictionary said of a code: its id, or `None` to write it as text.
 type Answer = Option<u32>;
 

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::partition::{EncodedGroups, Product};
+use crate::products::Catalogue;
 
 /// One output row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +65,7 @@ impl Run {
 /// product totals and days are gathered in small reused buffers and the row is encoded at once,
 /// already in output order. Partitions are sized to stay in cache, so the random reads of the
 /// gathering pass do not go to main memory.
-pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Run> {
+pub fn reduce_partition(blocks: &[Vec<u8>], products: &Catalogue) -> Result<Run> {
     // Entry: prefix key (64 bits), whether the customer is longer than 8 bytes (1 bit), block
     // (23 bits), offset in the block (40 bits). Equal keys sort short before long, as bytes do.
     let mut index: Vec<u128> = Vec::with_capacity(blocks.iter().map(|b| b.len() / 16).sum());
@@ -102,10 +103,8 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
         bytes: Vec::with_capacity(index.len() * 8),
         ..Run::default()
     };
-    // (dictionary id + 1, or 0 for a code kept as text; the text; the total)
-    let mut totals: Vec<(u32, &[u8], i64)> = Vec::new();
+    let mut totals = Totals::default();
     let mut days: Vec<i32> = Vec::new();
-    let mut overflow = false;
     // The gather reads groups in key order, all over the blocks: ask for each group's first bytes
     // a few entries ahead, so that the reads overlap instead of waiting one after another.
     let prefetch = |i: usize| {
@@ -123,25 +122,10 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
         let mut group = first;
         loop {
             group.visit(
-                |product, total| {
-                    let (tag, text) = match product {
-                        Product::Id(id) => (id + 1, &[][..]),
-                        Product::Text(text) => (0, text),
-                    };
-                    match totals
-                        .iter_mut()
-                        .find(|(t, p, _)| *t == tag && (tag != 0 || *p == text))
-                    {
-                        Some((_, _, sum)) => match sum.checked_add(total) {
-                            Some(new) => *sum = new,
-                            None => overflow = true,
-                        },
-                        None => totals.push((tag, text, total)),
-                    }
-                },
+                |product, total| totals.add(product, total),
                 |day| days.push(day),
             );
-            if overflow {
+            if totals.overflow {
                 return Err(Error::Overflow {
                     customer: String::from_utf8_lossy(customer_id).into_owned(),
                     what: "the total units of a product",
@@ -157,18 +141,61 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &[Box<[u8]>]) -> Result<Ru
                 break;
             }
         }
-        for (tag, text, _) in &mut totals {
-            if *tag != 0 {
-                *text = &products[*tag as usize - 1];
-            }
-        }
         run.push(&CustomerRow {
             customer_id,
-            favourite_product: favourite_product(totals.iter().map(|&(_, p, total)| (p, total))),
+            favourite_product: totals.favourite(products),
             longest_streak: longest_streak(&mut days),
         });
     }
     Ok(run)
+}
+
+/// One customer's product totals, apart for codes with a dictionary id (found by the id, ranked
+/// by the catalogue) and codes kept as text (rare: the dictionary was full).
+#[derive(Default)]
+struct Totals<'a> {
+    by_id: Vec<(u32, i64)>,
+    by_text: Vec<(&'a [u8], i64)>,
+    /// A sum went beyond `i64`.
+    overflow: bool,
+}
+
+impl<'a> Totals<'a> {
+    fn clear(&mut self) {
+        self.by_id.clear();
+        self.by_text.clear();
+    }
+
+    #[inline]
+    fn add(&mut self, product: Product<'a>, total: i64) {
+        let sum = match product {
+            Product::Id(id) => match self.by_id.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, sum)) => sum,
+                None => return self.by_id.push((id, total)),
+            },
+            Product::Text(text) => match self.by_text.iter_mut().find(|(t, _)| *t == text) {
+                Some((_, sum)) => sum,
+                None => return self.by_text.push((text, total)),
+            },
+        };
+        match sum.checked_add(total) {
+            Some(new) => *sum = new,
+            None => self.overflow = true,
+        }
+    }
+
+    /// The product with the greatest total; ties go to the smallest code in byte order.
+    fn favourite(&self, products: &'a Catalogue) -> &'a [u8] {
+        let by_id = self
+            .by_id
+            .iter()
+            .max_by(|a, b| {
+                let rank = |id| products.rank(id);
+                a.1.cmp(&b.1).then_with(|| rank(b.0).cmp(&rank(a.0)))
+            })
+            .map(|&(id, total)| (products.text(id), total));
+        favourite_product(by_id.into_iter().chain(self.by_text.iter().copied()))
+    }
 }
 
 /// How many index entries ahead the gather asks for a group's bytes.
@@ -202,7 +229,7 @@ pub fn sort_by_text<'t>(
     may_differ: impl Fn(&[u128]) -> bool,
     text_of: impl Fn(u128) -> &'t [u8],
 ) {
-    entries.sort_unstable();
+    radix_sort_high(entries);
     let mut i = 0;
     while i < entries.len() {
         let key = entries[i] >> 64;
@@ -211,6 +238,52 @@ pub fn sort_by_text<'t>(
             entries[i..j].sort_by(|&a, &b| text_of(a).cmp(text_of(b)));
         }
         i = j;
+    }
+}
+
+/// Sorts `entries` by their high 64 bits and then bit 63 (the flag of a text longer than eight
+/// bytes in [`reduce_partition`]'s index), leaving the other bits in no particular order: a
+/// least-significant-digit radix sort that passes only over the bytes in which the keys differ
+/// (a partition's customers share most of theirs), far cheaper than comparison sorting.
+fn radix_sort_high(entries: &mut [u128]) {
+    if entries.len() < 64 {
+        entries.sort_unstable_by_key(|&e| ((e >> 64) as u64, (e as u64) >> 63));
+        return;
+    }
+    let first = (entries[0] >> 64) as u64;
+    let differ = entries
+        .iter()
+        .fold(0, |d, &e| d | ((e >> 64) as u64 ^ first));
+    let flagged = entries.iter().any(|&e| (e as u64) >> 63 == 1);
+    let mut scratch = vec![0u128; entries.len()];
+    let (mut from, mut to) = (&mut *entries, &mut scratch[..]);
+    let mut passes = 0;
+    // The flag first (it is the least significant part), then each byte of the key that varies.
+    let digits = flagged.then_some((63, 1)).into_iter().chain(
+        (0..8)
+            .filter(|b| (differ >> (8 * b)) & 0xff != 0)
+            .map(|b| (64 + 8 * b, 0xff)),
+    );
+    for (shift, mask) in digits {
+        let digit = |e: u128| ((e >> shift) as usize) & mask;
+        let mut starts = [0usize; 256];
+        for &e in from.iter() {
+            starts[digit(e)] += 1;
+        }
+        let mut sum = 0;
+        for start in &mut starts {
+            (*start, sum) = (sum, sum + *start);
+        }
+        for &e in from.iter() {
+            let d = digit(e);
+            to[starts[d]] = e;
+            starts[d] += 1;
+        }
+        std::mem::swap(&mut from, &mut to);
+        passes += 1;
+    }
+    if passes % 2 == 1 {
+        entries.copy_from_slice(&scratch);
     }
 }
 
@@ -319,6 +392,36 @@ mod tests {
         parse_date(s.as_bytes()).unwrap()
     }
 
+    proptest::proptest! {
+        #[test]
+        fn radix_sort_orders_by_key_then_flag_and_keeps_every_entry(
+            // Keys that differ in a few bytes (as in a partition), some flagged entries, and
+            // sizes on both sides of the small-slice cut-over.
+            parts in proptest::collection::vec(
+                (0u64..4, 0u8..3, proptest::bool::ANY, proptest::num::u64::ANY),
+                0..300,
+            ),
+            base in proptest::num::u64::ANY,
+        ) {
+            let entries: Vec<u128> = parts
+                .iter()
+                .map(|&(low, byte, flag, place)| {
+                    let key = base ^ low ^ (u64::from(byte) << 40);
+                    let place = (place >> 1) | (u64::from(flag) << 63);
+                    (u128::from(key) << 64) | u128::from(place)
+                })
+                .collect();
+            let mut sorted = entries.clone();
+            radix_sort_high(&mut sorted);
+            let order = |e: &u128| ((e >> 64) as u64, (*e as u64) >> 63);
+            proptest::prop_assert!(sorted.windows(2).all(|w| order(&w[0]) <= order(&w[1])));
+            let (mut a, mut b) = (entries, sorted.clone());
+            a.sort_unstable();
+            b.sort_unstable();
+            proptest::prop_assert_eq!(a, b);
+        }
+    }
+
     #[test]
     fn prefix_keys_are_the_first_eight_bytes_zero_padded() {
         let text = b"ABCDEFGHIJ";
@@ -384,7 +487,7 @@ mod tests {
         }
         let r = Record::new(b"c", b"small", 0, i32::MAX);
         encode_record(&mut block, &r);
-        let run = reduce_partition(&[block], &[]).unwrap();
+        let run = reduce_partition(&[block], &Catalogue::default()).unwrap();
         let rows: Vec<_> = RunRows::new(&run.bytes).collect();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].favourite_product, b"big");
@@ -403,10 +506,35 @@ mod tests {
         };
         group(&mut block, 5, 3, 10);
         group(&mut block, 1, 4, 11);
-        let run = reduce_partition(&[block], &texts).unwrap();
+        let run = reduce_partition(&[block], &Catalogue::new(texts)).unwrap();
         let rows: Vec<_> = RunRows::new(&run.bytes).collect();
         assert_eq!(rows[0].favourite_product, b"small", "7 units against 6");
         assert_eq!(rows[0].longest_streak, 2);
+    }
+
+    #[test]
+    fn ties_go_to_the_smallest_code_whatever_its_id() {
+        use crate::partition::{Product, encode_group};
+        // Ids in the opposite of byte order, and codes kept as text between and around them.
+        let texts: Vec<Box<[u8]>> = vec![Box::from(&b"d"[..]), Box::from(&b"b"[..])];
+        let catalogue = Catalogue::new(texts);
+        let favourite = |products: &[(Product<'_>, i64)]| {
+            let mut block = Vec::new();
+            encode_group(&mut block, b"c", products.iter().copied(), &[1]);
+            let run = reduce_partition(&[block], &catalogue).unwrap();
+            let row = RunRows::new(&run.bytes).next().unwrap();
+            String::from_utf8(row.favourite_product.to_vec()).unwrap()
+        };
+        use Product::{Id, Text};
+        assert_eq!(favourite(&[(Id(0), 5), (Id(1), 5)]), "b");
+        assert_eq!(favourite(&[(Id(1), 5), (Id(0), 5)]), "b");
+        assert_eq!(favourite(&[(Id(0), 5), (Text(b"c"), 5)]), "c");
+        assert_eq!(favourite(&[(Text(b"e"), 5), (Id(0), 5)]), "d");
+        assert_eq!(
+            favourite(&[(Text(b"e"), 5), (Text(b"a"), 5), (Id(1), 5)]),
+            "a"
+        );
+        assert_eq!(favourite(&[(Id(0), 6), (Text(b"a"), 5), (Id(1), 5)]), "d");
     }
 
     #[test]
@@ -429,7 +557,7 @@ mod tests {
             let r = Record::new(c.as_bytes(), b"p", 1, 1);
             encode_record(&mut block, &r);
         }
-        let run = reduce_partition(&[block], &[]).unwrap();
+        let run = reduce_partition(&[block], &Catalogue::default()).unwrap();
         let ids: Vec<&[u8]> = RunRows::new(&run.bytes).map(|r| r.customer_id).collect();
         let expected: [&[u8]; 7] = [
             b"0023938",
