@@ -50,6 +50,13 @@ fn chunks(data: &[u8], start: usize, line: u64) -> Vec<Chunk<'_>> {
         .collect()
 }
 
+/// Partitions a worker writes to, as in a run on the 1 GB set (each worker spreads its groups over
+/// all of them).
+const PARTITIONS: usize = 256;
+
+/// Partitions the reduce bench takes: about 4 MB of source each, as in a run.
+const REDUCE_PARTITIONS: usize = 2;
+
 fn stages(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.csv");
@@ -80,27 +87,54 @@ fn stages(c: &mut Criterion) {
     });
 
     let spill = SpillDir::create(dir.path()).unwrap();
-    // Parses and partitions the whole file into 64 partitions of `store`.
-    let partition = |store: &PartitionStore<'_>, products: &ProductDict| {
+    // The run on a mapped file cuts partitions at quantiles of a sample of customers; here the
+    // sample is every 64th record's customer. A stream's run hashes customers instead.
+    let sample = {
+        struct Sample(Vec<Box<[u8]>>, u64);
+        impl RowSink for Sample {
+            fn record(&mut self, r: Record<'_>) {
+                self.1 += 1;
+                if self.1.is_multiple_of(64) {
+                    self.0.push(r.customer.into());
+                }
+            }
+            fn bad_row(&mut self, row: BadRow) {
+                panic!("{row}");
+            }
+        }
         let mut parser = ChunkParser::new(&path, layout);
-        let writer = PartitionWriter::new(store, Partitioner::new(64), 64 << 10, products);
+        let mut sink = Sample(Vec::new(), 0);
+        for chunk in chunks(&data, header.data_start, header.data_line) {
+            parser.parse(&chunk, &mut sink);
+        }
+        sink.0
+    };
+    let ranges = Partitioner::ranges(PARTITIONS, sample.clone());
+    let hashes = Partitioner::new(PARTITIONS);
+    // Parses and partitions the whole file into the partitions of `store`.
+    let partition = |store: &PartitionStore<'_>, products: &ProductDict, by: &Partitioner| {
+        let mut parser = ChunkParser::new(&path, layout);
+        let writer = PartitionWriter::new(store, by.clone(), 64 << 10, products);
         let mut sink = Partitioned(writer);
         for chunk in chunks(&data, header.data_start, header.data_line) {
             parser.parse(&chunk, &mut sink);
         }
         sink.0.finish().unwrap();
     };
-    group.bench_function("chunk+parse+partition", |b| {
-        b.iter(|| {
-            let store = PartitionStore::new(64, usize::MAX, &spill);
-            partition(&store, &ProductDict::new(1 << 16));
-            store.into_partitions().len()
-        })
-    });
+    for (name, by) in [("ranges", &ranges), ("hashes", &hashes)] {
+        group.bench_function(format!("chunk+parse+partition ({name})"), |b| {
+            b.iter(|| {
+                let store = PartitionStore::new(by.count(), usize::MAX, &spill);
+                partition(&store, &ProductDict::new(1 << 16), by);
+                store.into_partitions().len()
+            })
+        });
+    }
 
-    let store = PartitionStore::new(64, usize::MAX, &spill);
+    let by = Partitioner::ranges(REDUCE_PARTITIONS, sample);
+    let store = PartitionStore::new(by.count(), usize::MAX, &spill);
     let products = ProductDict::new(1 << 16);
-    partition(&store, &products);
+    partition(&store, &products, &by);
     let partitions: Vec<Vec<Vec<u8>>> = store
         .into_partitions()
         .into_iter()
