@@ -1,5 +1,8 @@
 //! Files that appear whole or not at all: written to a temporary file beside the target and
 //! renamed over it only when complete, so a failed run never leaves a half-written file.
+//!
+//! The temporary file is `.custagg-<pid>-XXXXXX`; one left by a run that was killed (`kill -9`,
+//! a crash, a power cut) is removed by the next run that writes into the same directory.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -23,8 +26,9 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
+        crate::spill::remove_dead_runs(parent, ".custagg-", false);
         let temp = tempfile::Builder::new()
-            .prefix(".custagg-")
+            .prefix(&format!(".custagg-{}-", std::process::id()))
             // An ordinary file: 0666 less the umask, like any file a command writes.
             .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(parent)
@@ -85,5 +89,25 @@ mod tests {
         let dropped = AtomicFile::create(&dir.path().join("never.csv"), "x").unwrap();
         drop(dropped);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporary_files_of_killed_runs_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // Process ids above the kernel's pid_max (4194304 at most) never run.
+        let dead = dir.path().join(".custagg-4194399-abc");
+        let live = dir
+            .path()
+            .join(format!(".custagg-{}-xyz", std::process::id()));
+        let other = dir.path().join(".custagg-notapid");
+        let dead_dir = dir.path().join(".custagg-4194399-dir");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, b"partial").unwrap();
+        }
+        std::fs::create_dir(&dead_dir).unwrap();
+        let file = AtomicFile::create(&dir.path().join("out.csv"), "x").unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists() && dead_dir.exists());
+        drop(file);
     }
 }

@@ -20,7 +20,7 @@ impl SpillDir {
     /// Creates a fresh directory under `parent`, first removing the directories that killed runs
     /// left there (named after a process id that no longer runs).
     pub fn create(parent: &Path) -> Result<SpillDir> {
-        remove_dead_runs(parent);
+        remove_dead_runs(parent, "custagg-", true);
         let dir = tempfile::Builder::new()
             .prefix(&format!("custagg-{}-", std::process::id()))
             .tempdir_in(parent)
@@ -40,9 +40,10 @@ impl SpillDir {
     }
 }
 
-/// Removes `custagg-<pid>-*` directories under `parent` whose process is gone (a run killed
-/// before it could clean up). Best effort: what cannot be removed stays.
-fn remove_dead_runs(parent: &Path) {
+/// Removes the entries `<prefix><pid>-*` under `parent` — directories when `dirs`, else files —
+/// whose process is gone (a run killed before it could clean up). Best effort: what cannot be
+/// removed stays.
+pub(crate) fn remove_dead_runs(parent: &Path, prefix: &str, dirs: bool) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
@@ -50,20 +51,28 @@ fn remove_dead_runs(parent: &Path) {
         let name = entry.file_name();
         let Some(pid) = name
             .to_str()
-            .and_then(|n| n.strip_prefix("custagg-"))
-            .and_then(|n| n.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
         else {
             continue;
         };
         let alive = Path::new("/proc").join(pid.to_string()).exists();
-        if !alive && entry.file_type().is_ok_and(|t| t.is_dir()) {
-            log::info!(
-                "removing {}, left by a run that was killed",
-                entry.path().display()
-            );
-            let _ = std::fs::remove_dir_all(entry.path());
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if alive || kind.is_dir() != dirs || kind.is_symlink() {
+            continue;
         }
+        log::info!(
+            "removing {}, left by a run that was killed",
+            entry.path().display()
+        );
+        let _ = if dirs {
+            std::fs::remove_dir_all(entry.path())
+        } else {
+            std::fs::remove_file(entry.path())
+        };
     }
 }
 

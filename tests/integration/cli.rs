@@ -538,3 +538,54 @@ fn progress_is_drawn_on_a_terminal_and_nowhere_else() {
     assert!(!r.stderr.contains('['), "{}", r.stderr);
     assert!(r.stderr.contains("peak memory"), "{}", r.stderr);
 }
+
+#[test]
+fn the_unfinished_output_of_a_killed_run_is_removed_by_the_next_run() {
+    use std::io::BufRead;
+    let dir = Dir::new();
+    let source = dir.write(
+        "in.csv",
+        with_header("1|a|2024-01-01|P|1\n2|b|2024-01-02|Q|2\n"),
+    );
+    let out = dir.path("out.csv");
+    let args = [
+        "--source".as_ref(),
+        source.as_os_str(),
+        "--output".as_ref(),
+        out.as_os_str(),
+    ];
+    let mut child = custagg()
+        .args(args)
+        .env("CUSTAGG_PAUSE_AT", "reducing")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("paused at reducing") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "ended before the pause"
+        );
+    }
+    child.kill().unwrap(); // SIGKILL: nothing of the run cleans up
+    child.wait().unwrap();
+    let leftovers = || {
+        std::fs::read_dir(dir.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with(".custagg-"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(leftovers().len(), 1, "{:?}", leftovers());
+    assert!(!out.exists());
+
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(leftovers(), Vec::<String>::new());
+    assert_eq!(
+        dir.read("out.csv"),
+        "customer_id,favourite_product,longest_streak\na,P,1\nb,Q,1\n"
+    );
+}
