@@ -57,11 +57,11 @@ impl Run {
 }
 
 /// Reduces the groups in `blocks` (whole groups of one partition) into a sorted run; `products`
-/// are the run's product codes by id.
+/// is the run's catalogue of product codes.
 ///
 /// No hashing: every group is indexed by its customer's 8-byte [`prefix_key`] and its place in
-/// the blocks, the index is sorted (integer keys; customers longer than eight bytes that share a
-/// prefix are put in byte order after), and then each customer's groups are adjacent: their
+/// the blocks, the index is radix-sorted (integer keys; customers longer than eight bytes that
+/// share a prefix are put in byte order after), and then each customer's groups are adjacent: their
 /// product totals and days are gathered in small reused buffers and the row is encoded at once,
 /// already in output order. Partitions are sized to stay in cache, so the random reads of the
 /// gathering pass do not go to main memory.
