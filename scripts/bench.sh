@@ -67,21 +67,29 @@ unpin() {
 
 median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
 
-# run NAME COMMAND...: RUNS timed runs; records medians of wall seconds and peak RSS (KB).
-declare -A TIME RSS
-run() {
+# run_once NAME COMMAND...: one timed run, added to NAME's wall seconds and peak RSS (KB).
+declare -A TIMES RSSES TIME RSS
+run_once() {
     local name=$1; shift
-    local times=() rss=()
-    for _ in $(seq "$RUNS"); do
-        # The page cache of this shared machine loses some of the file between runs: warm it.
-        [ -z "${WARM:-}" ] || cat "$WARM" >/dev/null
-        /usr/bin/time -f "%e %M" -o "$OUT/time" "$@" >/dev/null 2>"$OUT/stderr" || {
-            cat "$OUT/stderr" >&2; exit 1; }
-        read -r t m <"$OUT/time"
-        times+=("$t"); rss+=("$m")
+    # The page cache of this shared machine loses some of the file between runs: warm it.
+    [ -z "${WARM:-}" ] || cat "$WARM" >/dev/null
+    /usr/bin/time -f "%e %M" -o "$OUT/time" "$@" >/dev/null 2>"$OUT/stderr" || {
+        cat "$OUT/stderr" >&2; exit 1; }
+    read -r t m <"$OUT/time"
+    TIMES[$name]+="$t "; RSSES[$name]+="$m "
+}
+# medians NAME...: records the medians of each NAME's runs.
+medians() {
+    local name
+    for name; do
+        TIME[$name]=$(printf '%s\n' ${TIMES[$name]} | median)
+        RSS[$name]=$(printf '%s\n' ${RSSES[$name]} | median)
     done
-    TIME[$name]=$(printf '%s\n' "${times[@]}" | median)
-    RSS[$name]=$(printf '%s\n' "${rss[@]}" | median)
+}
+# run NAME COMMAND...: RUNS timed runs; records medians of wall seconds and peak RSS (KB).
+run() {
+    for _ in $(seq "$RUNS"); do run_once "$@"; done
+    medians "$1"
 }
 
 DUCKDB_SQL="
@@ -146,8 +154,13 @@ WARM=$SOURCE
 pin "$SOURCE"
 export SOURCE
 run "wc -l (floor)" wc -l "$SOURCE"
-run "custagg" "$BIN" --quiet --source "$SOURCE" --output "$OUT/custagg.csv"
-run "custagg --threads 1" "$BIN" --quiet --threads 1 --source "$SOURCE" --output "$OUT/custagg1.csv"
+# Two threads and one take turns, so that the speed-up compares runs of the same minutes on a
+# machine whose speed drifts.
+for _ in $(seq "$RUNS"); do
+    run_once "custagg" "$BIN" --quiet --source "$SOURCE" --output "$OUT/custagg.csv"
+    run_once "custagg --threads 1" "$BIN" --quiet --threads 1 --source "$SOURCE" --output "$OUT/custagg1.csv"
+done
+medians "custagg" "custagg --threads 1"
 run "duckdb" python3 "$OUT/query.py"
 cmp -s "$OUT/custagg.csv" "$OUT/custagg1.csv" || { echo "custagg: --threads 1 differs" >&2; exit 1; }
 cmp -s "$OUT/custagg.csv" "$OUT/duckdb.csv" || { echo "DuckDB's result differs from custagg's" >&2; exit 1; }
