@@ -292,7 +292,7 @@ pub fn aggregate(
         rows_rejected: rejected.len() as u64,
         rows_aggregated: rows_good,
         customers: customers.into_inner().expect("no panics while locked"),
-        bytes: source.len().unwrap_or(0),
+        bytes: feed.bytes_read(),
         partitions,
         spilled_bytes,
         read_time,
@@ -402,6 +402,14 @@ enum Feed<'s> {
 }
 
 impl<'s> Feed<'s> {
+    /// Bytes of the source read so far (all of a mapped file's).
+    fn bytes_read(&self) -> u64 {
+        match self {
+            Feed::Mapped { bytes, .. } => bytes.len() as u64,
+            Feed::Stream { rest, .. } => rest.offset(),
+        }
+    }
+
     fn next_chunk(&mut self) -> Result<Option<Chunk<'s>>> {
         match self {
             Feed::Mapped { bytes, specs } => Ok(specs.next().map(|spec| Chunk {

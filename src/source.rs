@@ -279,6 +279,11 @@ pub struct StreamChunks<'s> {
 }
 
 impl StreamChunks<'_> {
+    /// Bytes of the stream handed out in chunks so far (the header's included).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// The next chunk, or `None` at the end of the file.
     pub fn next_chunk(&mut self) -> Result<Option<Chunk<'static>>> {
         let mut want = self.chunk_size;

@@ -390,12 +390,15 @@ fn a_fifo_is_read_as_a_stream_with_the_same_result() {
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let fifo = dir.fifo("fifo", std::fs::read(&source).unwrap());
+    let report = dir.path("report.json");
     let child = custagg()
         .args([
             "--source",
             fifo.to_str().unwrap(),
             "--output",
             fifo_out.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
         ])
         .args(["--chunk-size", "4096", "--threads", "2"])
         .output()
@@ -406,6 +409,10 @@ fn a_fifo_is_read_as_a_stream_with_the_same_result() {
         String::from_utf8_lossy(&child.stderr)
     );
     assert!(std::fs::read(&file_out).unwrap() == std::fs::read(&fifo_out).unwrap());
+    // A stream has no length to ask for: the bytes reported are the bytes read.
+    let report: serde_json::Value = serde_json::from_str(&dir.read("report.json")).unwrap();
+    let size = std::fs::metadata(&source).unwrap().len();
+    assert_eq!(report["bytes"], size, "{report}");
 }
 
 #[test]
