@@ -123,16 +123,16 @@ impl<'d> CsvSink<'d> {
         state.write_next(Cow::Owned(csv), bounds)?;
         loop {
             let next = state.next;
-            let Some(stored) = state.early.remove(&next) else {
+            let Some(mut stored) = state.early.remove(&next) else {
                 break;
             };
-            let spill = state.file.as_ref().map(|(file, _)| file);
-            let csv = stored.read(spill, 0..stored.len).map(Cow::into_owned);
-            let csv = csv.map_err(|e| state.spill_error(e))?;
             if stored.bytes.is_some() {
                 state.memory_bytes -= stored.len;
             }
-            state.write_next(Cow::Owned(csv), stored.bounds)?;
+            let spill = state.file.as_ref().map(|(file, _)| file);
+            let bounds = stored.bounds.take();
+            let csv = stored.into_bytes(spill).map_err(|e| state.spill_error(e))?;
+            state.write_next(Cow::Owned(csv), bounds)?;
         }
         Ok(())
     }
@@ -245,6 +245,14 @@ impl StoredRun {
         let mut buf = vec![0; range.len()];
         file.read_exact_at(&mut buf, self.offset + range.start as u64)?;
         Ok(Cow::Owned(buf))
+    }
+
+    /// All the run's bytes: moved out of memory, or read from the spill file.
+    fn into_bytes(self, file: Option<&File>) -> io::Result<Vec<u8>> {
+        match self.bytes {
+            Some(bytes) => Ok(bytes),
+            None => self.read(file, 0..self.len).map(Cow::into_owned),
+        }
     }
 
     /// Where each of `splits` (ascending customers) cuts the run: the offset of its first row
