@@ -9,8 +9,8 @@
 //! size. Transaction files list a basket's rows together, so a group usually stands for several
 //! rows: less to place, to store, to spill and to reduce. The store keeps blocks in memory while
 //! the total fits its budget; beyond it, the partition that receives a block is moved to its
-//! spill file. The hash is ahash with fixed seeds
-//! and the sample is drawn at fixed places, so a given input always partitions the same way.
+//! spill file. The hash is ahash with fixed seeds and the sample is drawn at fixed places, so a
+//! given input always partitions the same way.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
