@@ -423,19 +423,10 @@ impl<'a> ChunkParser<'a> {
         // The common case in straight-line code; any doubt goes to the checks in column order,
         // which name the leftmost bad field.
         let (customer, product) = (field(layout.customer), field(layout.product));
-        // A good text's prefix key, from the word its check loaded when it is that short.
-        let text_key = |(start, end): (usize, usize)| match short_word(data, start, end - start) {
-            Some(word) => is_ascii_without_nul(word, end - start).then(|| word.swap_bytes()),
-            None => is_plain_text(&data[start..end]).then(|| prefix_key(&data[start..end])),
-        };
-        let units = |(start, end): (usize, usize)| match short_word(data, start, end - start) {
-            Some(word) => digits_value(word, end - start),
-            None => small_units(&data[start..end]),
-        };
-        if let Some(customer_key) = text_key(self.spans[layout.customer])
-            && let Some(product_key) = text_key(self.spans[layout.product])
+        if let Some(customer_key) = text_key(data, self.spans[layout.customer])
+            && let Some(product_key) = text_key(data, self.spans[layout.product])
             && let Some(day) = self.dates.day_fast(field(layout.date))
-            && let Some(units) = units(self.spans[layout.units])
+            && let Some(units) = units_value(data, self.spans[layout.units])
         {
             return Ok(Record {
                 customer,
@@ -496,6 +487,26 @@ impl<'a> ChunkParser<'a> {
             }
         }
         Ok(Record::new(customer, product, day, units))
+    }
+}
+
+/// A good text's prefix key, from the word its check loaded when it is that short; `None` when
+/// the text at `data[start..end]` needs the full check.
+#[inline(always)]
+fn text_key(data: &[u8], (start, end): (usize, usize)) -> Option<u64> {
+    match short_word(data, start, end - start) {
+        Some(word) => is_ascii_without_nul(word, end - start).then(|| word.swap_bytes()),
+        None => is_plain_text(&data[start..end]).then(|| prefix_key(&data[start..end])),
+    }
+}
+
+/// The units at `data[start..end]` when they are plain digits; `None` when they need the full
+/// check.
+#[inline(always)]
+fn units_value(data: &[u8], (start, end): (usize, usize)) -> Option<i32> {
+    match short_word(data, start, end - start) {
+        Some(word) => digits_value(word, end - start),
+        None => small_units(&data[start..end]),
     }
 }
 
@@ -850,7 +861,7 @@ impl DateCache {
     }
 
     /// The day of a valid date; `None` when it is not valid (or not of the usual shape).
-    #[inline]
+    #[inline(always)]
     fn day_fast(&self, value: &[u8]) -> Option<i32> {
         let &[.., d0, d1] = value else { return None };
         let (prefix, _) = value.split_first_chunk::<8>()?;
