@@ -640,6 +640,10 @@ impl<'d> Window<'d> {
 
     /// Splits the record at `start` into `spans`, like [`split_plain`], when it is plain, lies
     /// within the window and has exactly `spans.len()` fields; `None` sends it the general way.
+    ///
+    /// A record shorter than 64 bytes — nearly all of them — is split with the masks' 64 bits
+    /// from `start` (one shift of each 128-bit mask, the rest on machine words); a longer one
+    /// with the whole 128-bit masks.
     #[inline]
     fn split(&mut self, start: usize, spans: &mut [(usize, usize)]) -> Option<(usize, usize)> {
         if start - self.base >= 64 {
@@ -650,31 +654,54 @@ impl<'d> Window<'d> {
             }
         }
         let shift = start - self.base; // below 64
+        let line_feeds = (self.line_feeds >> shift) as u64;
+        if line_feeds != 0 {
+            let len = line_feeds.trailing_zeros() as usize;
+            let inside = (1u64 << len) - 1;
+            if (self.odd >> shift) as u64 & inside != 0 {
+                return None;
+            }
+            let delimiters = (self.delimiters >> shift) as u64 & inside;
+            return self.take_fields(start, len, delimiters, spans);
+        }
         let line_feeds = self.line_feeds >> shift;
         if line_feeds == 0 {
             return None; // longer than the window, or the chunk's last record without a line end
         }
         let len = line_feeds.trailing_zeros() as usize;
         let inside = (1u128 << len) - 1;
-        let mut delimiters = (self.delimiters >> shift) & inside;
-        let count = spans.len();
-        let (last, fields) = spans.split_last_mut()?;
         if (self.odd >> shift) & inside != 0 {
             return None;
         }
+        self.take_fields(start, len, (self.delimiters >> shift) & inside, spans)
+    }
+
+    /// Fills `spans` with the fields of the plain record of `len` bytes at `start` whose
+    /// delimiters are the set bits of `delimiters` (bit `i`: `start + i`), when it has exactly
+    /// `spans.len()` fields.
+    #[inline(always)]
+    fn take_fields<M: MaskWord>(
+        &self,
+        start: usize,
+        len: usize,
+        mut delimiters: M,
+        spans: &mut [(usize, usize)],
+    ) -> Option<(usize, usize)> {
+        let count = spans.len();
+        let (last, fields) = spans.split_last_mut()?;
         // One delimiter per field but the last, and none left over (a count of the mask's bits
         // would do, but without the POPCNT instruction in the baseline it costs more than this).
         let mut field_start = start;
         for span in fields {
-            if delimiters == 0 {
+            if delimiters.is_zero() {
                 return None;
             }
-            let end = start + delimiters.trailing_zeros() as usize;
+            let end = start + delimiters.lowest();
             *span = (field_start, end);
             field_start = end + 1;
-            delimiters &= delimiters - 1;
+            delimiters = delimiters.without_lowest();
         }
-        if delimiters != 0 {
+        if !delimiters.is_zero() {
             return None;
         }
         let line_feed = start + len;
@@ -683,6 +710,36 @@ impl<'d> Window<'d> {
         Some((line_feed + 1, count))
     }
 }
+
+/// The bit operations [`Window::take_fields`] needs, on a 64- or a 128-bit mask.
+trait MaskWord: Copy {
+    fn is_zero(self) -> bool;
+    /// The index of the lowest set bit (the mask is not zero).
+    fn lowest(self) -> usize;
+    /// The mask without its lowest set bit.
+    fn without_lowest(self) -> Self;
+}
+
+macro_rules! mask_word {
+    ($($t:ty),*) => {$(
+        impl MaskWord for $t {
+            #[inline(always)]
+            fn is_zero(self) -> bool {
+                self == 0
+            }
+            #[inline(always)]
+            fn lowest(self) -> usize {
+                self.trailing_zeros() as usize
+            }
+            #[inline(always)]
+            fn without_lowest(self) -> Self {
+                self & (self - 1)
+            }
+        }
+    )*};
+}
+
+mask_word!(u64, u128);
 
 /// The bytes [`class_masks`] marks, in the order of its masks.
 fn classes(delimiter: u8) -> [u8; 4] {
