@@ -80,6 +80,16 @@ impl Catalogue {
         &self.texts[id as usize]
     }
 
+    /// Number of codes (ids are below it).
+    pub fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    /// Whether there are no codes.
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+
     /// The place of `id`'s code among all the codes in byte order.
     #[inline]
     pub fn rank(&self, id: u32) -> u32 {

@@ -103,7 +103,7 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &Catalogue) -> Result<Run>
         bytes: Vec::with_capacity(index.len() * 8),
         ..Run::default()
     };
-    let mut totals = Totals::default();
+    let mut totals = Totals::new(products.len());
     let mut days: Vec<i32> = Vec::new();
     // The gather reads groups in key order, all over the blocks: ask for each group's first bytes
     // a few entries ahead, so that the reads overlap instead of waiting one after another.
@@ -150,29 +150,66 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &Catalogue) -> Result<Run>
     Ok(run)
 }
 
-/// One customer's product totals, apart for codes with a dictionary id (found by the id, ranked
-/// by the catalogue) and codes kept as text (rare: the dictionary was full).
-#[derive(Default)]
+/// One customer's product totals, apart for codes with a dictionary id and codes kept as text
+/// (rare: the dictionary was full).
+///
+/// Codes with an id are summed in arrays indexed by the id, without a search or a branch: a
+/// slot belongs to the present customer when its stamp is the customer's, and the ids met are
+/// listed once each, in the order they came.
 struct Totals<'a> {
-    by_id: Vec<(u32, i64)>,
+    /// By id: the sum, valid when the id's stamp is `stamp`.
+    sums: Vec<i64>,
+    stamps: Vec<u32>,
+    /// The present customer's stamp.
+    stamp: u32,
+    /// The present customer's ids in `met[..count]` (one slot more than ids, written to on
+    /// every add).
+    met: Vec<u32>,
+    count: usize,
     by_text: Vec<(&'a [u8], i64)>,
     /// A sum went beyond `i64`.
     overflow: bool,
 }
 
 impl<'a> Totals<'a> {
+    /// Totals of codes with ids below `ids`.
+    fn new(ids: usize) -> Self {
+        Totals {
+            sums: vec![0; ids],
+            stamps: vec![0; ids],
+            stamp: 1,
+            met: vec![0; ids + 1],
+            count: 0,
+            by_text: Vec::new(),
+            overflow: false,
+        }
+    }
+
+    /// Starts the next customer.
     fn clear(&mut self) {
-        self.by_id.clear();
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.stamps.fill(0);
+            self.stamp = 1;
+        }
+        self.count = 0;
         self.by_text.clear();
     }
 
     #[inline]
     fn add(&mut self, product: Product<'a>, total: i64) {
         let sum = match product {
-            Product::Id(id) => match self.by_id.iter_mut().find(|(i, _)| *i == id) {
-                Some((_, sum)) => sum,
-                None => return self.by_id.push((id, total)),
-            },
+            Product::Id(id) => {
+                let i = id as usize;
+                let new = self.stamps[i] != self.stamp;
+                let (sum, overflow) = (if new { 0 } else { self.sums[i] }).overflowing_add(total);
+                self.overflow |= overflow;
+                self.sums[i] = sum;
+                self.stamps[i] = self.stamp;
+                self.met[self.count] = id;
+                self.count += usize::from(new);
+                return;
+            }
             Product::Text(text) => match self.by_text.iter_mut().find(|(t, _)| *t == text) {
                 Some((_, sum)) => sum,
                 None => return self.by_text.push((text, total)),
@@ -186,14 +223,16 @@ impl<'a> Totals<'a> {
 
     /// The product with the greatest total; ties go to the smallest code in byte order.
     fn favourite(&self, products: &'a Catalogue) -> &'a [u8] {
-        let by_id = self
-            .by_id
-            .iter()
-            .max_by(|a, b| {
-                let rank = |id| products.rank(id);
-                a.1.cmp(&b.1).then_with(|| rank(b.0).cmp(&rank(a.0)))
-            })
-            .map(|&(id, total)| (products.text(id), total));
+        // One integer compare a code: the total above, the complement of the code's rank below
+        // (a smaller code wins a tie), kept by a select, as which code wins is not predictable.
+        let (mut best_key, mut best_id) = (i128::MIN, 0);
+        for &id in &self.met[..self.count] {
+            let key = (i128::from(self.sums[id as usize]) << 32) | i128::from(!products.rank(id));
+            let better = key > best_key;
+            best_key = std::hint::select_unpredictable(better, key, best_key);
+            best_id = std::hint::select_unpredictable(better, id, best_id);
+        }
+        let by_id = (self.count > 0).then(|| (products.text(best_id), (best_key >> 32) as i64));
         favourite_product(by_id.into_iter().chain(self.by_text.iter().copied()))
     }
 }
@@ -324,14 +363,11 @@ pub fn longest_streak(days: &mut [i32]) -> i32 {
     days.sort_unstable();
     let (mut best, mut current) = (1, 1);
     for pair in days.windows(2) {
-        match pair[1] - pair[0] {
-            0 => {}
-            1 => {
-                current += 1;
-                best = best.max(current);
-            }
-            _ => current = 1,
-        }
+        // The same day again keeps the streak, the next day lengthens it, any other starts a
+        // new one: a select rather than branches, as which comes next is not predictable.
+        let step = pair[1].wrapping_sub(pair[0]);
+        current = std::hint::select_unpredictable((step as u32) < 2, current + step, 1);
+        best = best.max(current);
     }
     best
 }
@@ -492,6 +528,27 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].favourite_product, b"big");
         assert_eq!(rows[0].longest_streak, 3);
+    }
+
+    #[test]
+    fn a_total_beyond_i64_is_an_error_not_a_wrapped_sum() {
+        use crate::partition::{Product, encode_group};
+        let texts: Vec<Box<[u8]>> = vec![Box::from(&b"big"[..])];
+        let catalogue = Catalogue::new(texts);
+        for product in [Product::Id(0), Product::Text(b"small")] {
+            let mut block = Vec::new();
+            for total in [i64::MAX - 1, 1] {
+                encode_group(&mut block, b"c", [(product, total)].into_iter(), &[1]);
+            }
+            let run = reduce_partition(std::slice::from_ref(&block), &catalogue).unwrap();
+            assert_eq!(RunRows::new(&run.bytes).count(), 1, "i64::MAX itself fits");
+            encode_group(&mut block, b"c", [(product, 1)].into_iter(), &[2]);
+            let error = reduce_partition(&[block], &catalogue).err();
+            assert!(
+                matches!(error, Some(Error::Overflow { ref customer, .. }) if customer == "c"),
+                "{product:?}: {error:?}"
+            );
+        }
     }
 
     #[test]
