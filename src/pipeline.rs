@@ -157,15 +157,7 @@ pub fn aggregate(
     );
 
     // Parse and partition.
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::default();
-    let fail = |e: Error| {
-        failed.store(true, Ordering::Relaxed);
-        first_error
-            .lock()
-            .expect("no panics while locked")
-            .get_or_insert(e);
-    };
+    let failure = Failure::default();
     let rows = Mutex::new((0u64, 0u64));
     let (sender, receiver) = crossbeam_channel::bounded::<Chunk<'_>>(config.threads * 2);
     pool.in_place_scope(|scope| {
@@ -173,7 +165,7 @@ pub fn aggregate(
             let receiver = receiver.clone();
             let (source, header, store, bad_rows, products) =
                 (&source, &header, &store, &bad_rows, &products);
-            let (failed, fail, rows, partitioner) = (&failed, &fail, &rows, partitioner.clone());
+            let (failure, rows, partitioner) = (&failure, &rows, partitioner.clone());
             scope.spawn(move |_| {
                 let mut parser = ChunkParser::new(source.path(), &header.layout);
                 let mut worker = Worker {
@@ -184,7 +176,7 @@ pub fn aggregate(
                 };
                 let mut read = 0;
                 for chunk in receiver.iter() {
-                    if failed.load(Ordering::Relaxed) || chunk.offset > bad_rows.cutoff() {
+                    if failure.happened() || chunk.offset > bad_rows.cutoff() {
                         continue;
                     }
                     read += parser.parse(&chunk, &mut worker);
@@ -195,12 +187,12 @@ pub fn aggregate(
                         source.release(start..start + data.len());
                     }
                     if let Some(e) = worker.error.take() {
-                        fail(e);
+                        failure.set(e);
                     }
                 }
                 let good = worker.good;
                 if let Err(e) = worker.writer.finish() {
-                    fail(e);
+                    failure.set(e);
                 }
                 let mut rows = rows.lock().expect("no panics while locked");
                 rows.0 += read;
@@ -210,23 +202,21 @@ pub fn aggregate(
         drop(receiver);
         loop {
             match feed.next_chunk() {
-                Ok(Some(chunk)) if !failed.load(Ordering::Relaxed) => {
+                Ok(Some(chunk)) if !failure.happened() => {
                     if sender.send(chunk).is_err() {
                         break;
                     }
                 }
                 Ok(_) => break,
                 Err(e) => {
-                    fail(e);
+                    failure.set(e);
                     break;
                 }
             }
         }
         drop(sender);
     });
-    if let Some(e) = first_error.lock().expect("no panics while locked").take() {
-        return Err(e);
-    }
+    failure.check()?;
     let (rows_read, rows_good) = rows.into_inner().expect("no panics while locked");
     if let Some(bytes) = source.bytes() {
         bad_rows.number_lines(bytes); // mapped chunks are not numbered
@@ -261,11 +251,11 @@ pub fn aggregate(
     drop(sender);
     pool.in_place_scope(|scope| {
         for _ in 0..config.threads {
-            let (receiver, failed, fail) = (receiver.clone(), &failed, &fail);
+            let (receiver, failure) = (receiver.clone(), &failure);
             let (products, customers, on_run) = (&products, &customers, &on_run);
             scope.spawn(move |_| {
                 for (place, part) in receiver.iter() {
-                    if failed.load(Ordering::Relaxed) {
+                    if failure.happened() {
                         break;
                     }
                     crate::faults::point("reducing");
@@ -277,15 +267,13 @@ pub fn aggregate(
                         on_run(run, ordered.then_some(place))
                     });
                     if let Err(e) = reduced {
-                        fail(e);
+                        failure.set(e);
                     }
                 }
             });
         }
     });
-    if let Some(e) = first_error.lock().expect("no panics while locked").take() {
-        return Err(e);
-    }
+    failure.check()?;
 
     Ok(Summary {
         rows_read,
@@ -301,6 +289,36 @@ pub fn aggregate(
         copy_time: Duration::ZERO,
         peak_memory: peak_memory(),
     })
+}
+
+/// The first error of a phase's threads; the others see that one happened and stop early.
+#[derive(Default)]
+struct Failure {
+    happened: AtomicBool,
+    first: Mutex<Option<Error>>,
+}
+
+impl Failure {
+    /// Records `error`, unless an earlier one was.
+    fn set(&self, error: Error) {
+        self.happened.store(true, Ordering::Relaxed);
+        self.first
+            .lock()
+            .expect("no panics while locked")
+            .get_or_insert(error);
+    }
+
+    fn happened(&self) -> bool {
+        self.happened.load(Ordering::Relaxed)
+    }
+
+    /// The first error, if any (taken: the next check is `Ok`).
+    fn check(&self) -> Result<()> {
+        match self.first.lock().expect("no panics while locked").take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Ranges of customers cut at quantiles of a sample drawn evenly from a mapped source, so that
