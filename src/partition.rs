@@ -39,9 +39,100 @@ enum Kind {
         splitters: Arc<[Box<[u8]>]>,
         /// For each splitter, the smallest [`prefix_key`] of a customer of at most 8 bytes that
         /// is at or above it (its key, plus one when it is longer than 8 bytes); then `u64::MAX`
-        /// up to a power of two, for a branch-free search.
+        /// up to a power of two (at least two of them), for a branch-free search.
         bounds: Arc<[u64]>,
+        /// Where to look in `bounds` for a key, when the bounds are spread thinly enough.
+        lookup: Option<Arc<Lookup>>,
     },
+}
+
+/// A table that narrows the search of the bounds down to at most two of them: a key's bucket
+/// is read from a few of its bytes, each mapped to its rank among the values the bounds have in
+/// that place (ids written in decimal fill buckets as evenly as random bytes would). A bound
+/// in an earlier bucket than a key's is below the key, one in a later bucket above it; a
+/// bucket lists the bounds in it.
+struct Lookup {
+    /// The bytes above the chosen places are the same in all bounds: `prefix`, the key shifted
+    /// right by `prefix_shift` (at most 63; `prefix_all` when there is no such byte).
+    prefix: u64,
+    prefix_shift: u32,
+    prefix_all: bool,
+    /// For each chosen place: the shift that brings its byte down, the rank of each byte value
+    /// (how many of the bounds' values there are at or below it) and the place's weight in the
+    /// bucket number.
+    places: Vec<(u32, [u16; 256], usize)>,
+    /// For each bucket, how many bounds fall into buckets before it; then the number of bounds.
+    first: Box<[u16]>,
+}
+
+/// Most buckets a [`Lookup`] has.
+const LOOKUP_BUCKETS: usize = 1 << 14;
+
+impl Lookup {
+    /// A table for `bounds` (ascending), if no bucket would hold more than two of them.
+    fn new(bounds: &[u64]) -> Option<Lookup> {
+        let (&low, &high) = (bounds.first()?, bounds.last()?);
+        let common = (low ^ high).leading_zeros().min(64) / 8; // bytes shared by all bounds
+        let mut places = Vec::new();
+        let mut buckets = 1;
+        for byte in common..8 {
+            let shift = 56 - 8 * byte;
+            let mut seen = [false; 256];
+            for &b in bounds {
+                seen[(b >> shift) as usize & 0xff] = true;
+            }
+            // A value the bounds have ranks 2i + 1, where i of their values are below it; any
+            // other value 2i, between them: a bound and a key that first differ in this place
+            // then get different ranks, in their order.
+            let mut ranks = [0u16; 256];
+            let mut below = 0;
+            for (value, &seen) in seen.iter().enumerate() {
+                ranks[value] = 2 * below + u16::from(seen);
+                below += u16::from(seen);
+            }
+            let radix = 2 * usize::from(below) + 1;
+            if buckets * radix > LOOKUP_BUCKETS {
+                break;
+            }
+            buckets *= radix;
+            places.push((shift, ranks, radix));
+        }
+        // Weights: the first place is the most significant.
+        let mut weight = 1;
+        for place in places.iter_mut().rev() {
+            let radix = place.2;
+            place.2 = weight;
+            weight *= radix;
+        }
+        let mut lookup = Lookup {
+            prefix: low.checked_shr(64 - 8 * common).unwrap_or(0),
+            prefix_shift: (64 - 8 * common).min(63),
+            prefix_all: common == 0,
+            places,
+            first: Box::default(),
+        };
+        let mut first = vec![0u16; buckets + 1];
+        for &b in bounds {
+            first[lookup.bucket(b) + 1] += 1;
+        }
+        for i in 1..first.len() {
+            first[i] += first[i - 1];
+        }
+        let most = first.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        lookup.first = first.into();
+        (most <= 2 && bounds.len() < usize::from(u16::MAX)).then_some(lookup)
+    }
+
+    /// The bucket of `key`, which shares the bounds' common bytes.
+    #[inline]
+    fn bucket(&self, key: u64) -> usize {
+        self.places
+            .iter()
+            .map(|(shift, ranks, weight)| {
+                usize::from(ranks[(key >> shift) as usize & 0xff]) * weight
+            })
+            .sum()
+    }
 }
 
 impl Partitioner {
@@ -73,7 +164,7 @@ impl Partitioner {
             .map(|i| sample[i * sample.len() / count].clone())
             .collect();
         splitters.dedup();
-        let slots = (splitters.len() + 1).next_power_of_two();
+        let slots = (splitters.len() + 2).next_power_of_two();
         let bounds: Vec<u64> = splitters
             .iter()
             .map(|s| prefix_key(s).saturating_add(u64::from(s.len() > 8)))
@@ -83,6 +174,7 @@ impl Partitioner {
         Partitioner {
             count: splitters.len() + 1,
             kind: Kind::Ranges {
+                lookup: Lookup::new(&bounds[..splitters.len()]).map(Arc::new),
                 splitters: splitters.into(),
                 bounds: bounds.into(),
             },
@@ -122,11 +214,34 @@ impl Partitioner {
                     u128::from(key ^ 0x243f_6a88_85a3_08d3) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
                 self.partition_of_hash((product as u64) ^ ((product >> 64) as u64))
             }
-            Kind::Ranges { bounds, .. } => {
+            Kind::Ranges { bounds, lookup, .. } => {
                 // A splitter is at or below the customer exactly when its bound is at or below
                 // the key (a longer splitter sharing the key sorts after the customer). The last
-                // bound is `u64::MAX`, above every key of a text without NUL or 0xFF bytes, so
+                // bounds are `u64::MAX`, above every key of a text without NUL or 0xFF bytes, so
                 // the count stays below `bounds.len()`.
+                if let Some(lookup) = lookup {
+                    let prefix = if lookup.prefix_all {
+                        0
+                    } else {
+                        key >> lookup.prefix_shift
+                    };
+                    if prefix == lookup.prefix {
+                        // The bounds before the key's bucket are below it, those after it
+                        // above it: of the next two (the at most two in the bucket, or bounds
+                        // of later buckets, or the padding), count those at or below it.
+                        let first = usize::from(lookup.first[lookup.bucket(key)]);
+                        let below = first
+                            + usize::from(bounds[first] <= key)
+                            + usize::from(bounds[first + 1] <= key);
+                        return below.min(self.count - 1);
+                    }
+                    // Outside the bounds' common bytes: below them all, or above them all.
+                    return if prefix < lookup.prefix {
+                        0
+                    } else {
+                        self.count - 1
+                    };
+                }
                 let mut below = 0;
                 let mut step = bounds.len() / 2;
                 while step > 0 {
@@ -823,6 +938,34 @@ mod tests {
         }
     }
 
+    /// Ids as files hold them: decimal, mostly of one width with leading zeros, now and then
+    /// shorter, longer than eight bytes, or with a letter.
+    fn decimal_id() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => (0u64..10_000_000).prop_map(|n| format!("{n:07}").into_bytes()),
+            1 => (0u64..100_000).prop_map(|n| n.to_string().into_bytes()),
+            1 => (0u64..1 << 40).prop_map(|n| format!("{n:011}").into_bytes()),
+            1 => prop::collection::vec(1u8..=254, 1..10),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ranges_of_many_partitions_agree_with_the_splitters(
+            sample in proptest::collection::vec(decimal_id(), 1..3000),
+            probes in proptest::collection::vec(decimal_id(), 1..300),
+            count in 2usize..300,
+        ) {
+            let p = Partitioner::ranges(count, sample.iter().map(|s| s.clone().into()).collect());
+            let Kind::Ranges { splitters, .. } = &p.kind else { unreachable!() };
+            for t in probes.iter().chain(&sample) {
+                let expected = splitters.iter().filter(|s| ***s <= t[..]).count();
+                proptest::prop_assert_eq!(p.partition_of(t), expected, "{:?}", t);
+            }
+        }
+    }
+
     #[test]
     fn ranges_are_balanced_by_the_sample() {
         let ids: Vec<Box<[u8]>> = (0..64_000)
@@ -832,6 +975,16 @@ mod tests {
         let p = Partitioner::ranges(16, sample);
         assert!(p.is_ordered());
         assert_eq!(p.count(), 16);
+        assert!(
+            matches!(
+                &p.kind,
+                Kind::Ranges {
+                    lookup: Some(_),
+                    ..
+                }
+            ),
+            "decimal ids are looked up by their bucket"
+        );
         let mut seen = [0usize; 16];
         for id in &ids {
             seen[p.partition_of(id)] += 1;
