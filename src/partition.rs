@@ -66,7 +66,7 @@ struct Lookup {
 }
 
 /// Most buckets a [`Lookup`] has.
-const LOOKUP_BUCKETS: usize = 1 << 14;
+const LOOKUP_BUCKETS: usize = 1 << 17;
 
 impl Lookup {
     /// A table for `bounds` (ascending), if no bucket would hold more than two of them.
