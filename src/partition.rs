@@ -909,6 +909,21 @@ mod tests {
             .prop_filter("non-empty", |t| !t.is_empty())
     }
 
+    /// Whether a range partitioner puts each of `texts` where the reference does: after as
+    /// many splitters as are at or below it, by bytes.
+    fn agrees_with_the_splitters<'t>(
+        p: &Partitioner,
+        texts: impl IntoIterator<Item = &'t Vec<u8>>,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        if let Kind::Ranges { splitters, .. } = &p.kind {
+            for t in texts {
+                let expected = splitters.iter().filter(|s| ***s <= t[..]).count();
+                proptest::prop_assert_eq!(p.partition_of(t), expected, "{:?}", t);
+            }
+        }
+        Ok(())
+    }
+
     proptest::proptest! {
         #[test]
         fn ranges_keep_byte_order_and_agree_with_the_splitters(
@@ -918,13 +933,7 @@ mod tests {
         ) {
             let p = Partitioner::ranges(count, sample.iter().map(|s| s.clone().into()).collect());
             proptest::prop_assert!(p.count() <= count);
-            if let Kind::Ranges { splitters, .. } = &p.kind {
-                for t in &probes {
-                    // The reference: how many splitters are at or below it, by bytes.
-                    let expected = splitters.iter().filter(|s| ***s <= t[..]).count();
-                    proptest::prop_assert_eq!(p.partition_of(t), expected, "{:?}", t);
-                }
-            }
+            agrees_with_the_splitters(&p, &probes)?;
             let mut sorted = probes.clone();
             sorted.sort();
             let parts: Vec<usize> = sorted.iter().map(|t| p.partition_of(t)).collect();
@@ -958,11 +967,8 @@ mod tests {
             count in 2usize..300,
         ) {
             let p = Partitioner::ranges(count, sample.iter().map(|s| s.clone().into()).collect());
-            let Kind::Ranges { splitters, .. } = &p.kind else { unreachable!() };
-            for t in probes.iter().chain(&sample) {
-                let expected = splitters.iter().filter(|s| ***s <= t[..]).count();
-                proptest::prop_assert_eq!(p.partition_of(t), expected, "{:?}", t);
-            }
+            proptest::prop_assert!(p.is_ordered());
+            agrees_with_the_splitters(&p, probes.iter().chain(&sample))?;
         }
     }
 
