@@ -52,14 +52,13 @@ enum Kind {
 /// in an earlier bucket than a key's is below the key, one in a later bucket above it; a
 /// bucket lists the bounds in it.
 struct Lookup {
-    /// The bytes above the chosen places are the same in all bounds: `prefix`, the key shifted
-    /// right by `prefix_shift` (at most 63; `prefix_all` when there is no such byte).
+    /// The bytes above the chosen places, the same in all bounds: `prefix` is a bound shifted
+    /// right by `prefix_shift` (64 when there are none: every key's prefix is then 0).
     prefix: u64,
     prefix_shift: u32,
-    prefix_all: bool,
     /// For each chosen place: the shift that brings its byte down, the rank of each byte value
-    /// (how many of the bounds' values there are at or below it) and the place's weight in the
-    /// bucket number.
+    /// (odd for the values the bounds have there, even for those between them) and the place's
+    /// weight in the bucket number.
     places: Vec<(u32, [u16; 256], usize)>,
     /// For each bucket, how many bounds fall into buckets before it; then the number of bounds.
     first: Box<[u16]>,
@@ -72,7 +71,7 @@ impl Lookup {
     /// A table for `bounds` (ascending), if no bucket would hold more than two of them.
     fn new(bounds: &[u64]) -> Option<Lookup> {
         let (&low, &high) = (bounds.first()?, bounds.last()?);
-        let common = (low ^ high).leading_zeros().min(64) / 8; // bytes shared by all bounds
+        let common = (low ^ high).leading_zeros() / 8; // bytes shared by all bounds
         let mut places = Vec::new();
         let mut buckets = 1;
         for byte in common..8 {
@@ -106,8 +105,7 @@ impl Lookup {
         }
         let mut lookup = Lookup {
             prefix: low.checked_shr(64 - 8 * common).unwrap_or(0),
-            prefix_shift: (64 - 8 * common).min(63),
-            prefix_all: common == 0,
+            prefix_shift: 64 - 8 * common,
             places,
             first: Box::default(),
         };
@@ -220,11 +218,7 @@ impl Partitioner {
                 // bounds are `u64::MAX`, above every key of a text without NUL or 0xFF bytes, so
                 // the count stays below `bounds.len()`.
                 if let Some(lookup) = lookup {
-                    let prefix = if lookup.prefix_all {
-                        0
-                    } else {
-                        key >> lookup.prefix_shift
-                    };
+                    let prefix = key.checked_shr(lookup.prefix_shift).unwrap_or(0);
                     if prefix == lookup.prefix {
                         // The bounds before the key's bucket are below it, those after it
                         // above it: of the next two (the at most two in the bucket, or bounds
@@ -948,7 +942,7 @@ mod tests {
     }
 
     /// Ids as files hold them: decimal, mostly of one width with leading zeros, now and then
-    /// shorter, longer than eight bytes, or with a letter.
+    /// shorter or longer than eight bytes; and a few of any bytes but NUL and 0xFF.
     fn decimal_id() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         use proptest::prelude::*;
         prop_oneof![
