@@ -202,8 +202,8 @@ impl Partitioner {
     }
 
     /// The partition of the customer of up to eight bytes whose [`prefix_key`] is `key`: the key
-    /// is the whole text; one folded multiply mixes it, or a branch-free binary search finds its
-    /// range.
+    /// is the whole text; one folded multiply mixes it, or the bucket table (else a branch-free
+    /// binary search) finds its range.
     #[inline]
     pub fn partition_of_short(&self, key: u64) -> usize {
         match &self.kind {
