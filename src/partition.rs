@@ -70,6 +70,9 @@ const LOOKUP_BUCKETS: usize = 1 << 17;
 impl Lookup {
     /// A table for `bounds` (ascending), if no bucket would hold more than two of them.
     fn new(bounds: &[u64]) -> Option<Lookup> {
+        if bounds.len() >= usize::from(u16::MAX) {
+            return None; // buckets count their bounds in a u16
+        }
         let (&low, &high) = (bounds.first()?, bounds.last()?);
         let common = (low ^ high).leading_zeros() / 8; // bytes shared by all bounds
         let mut places = Vec::new();
@@ -97,28 +100,33 @@ impl Lookup {
             places.push((shift, ranks, radix));
         }
         // Weights: the first place is the most significant.
-        let mut weight = 1;
-        for place in places.iter_mut().rev() {
-            let radix = place.2;
-            place.2 = weight;
-            weight *= radix;
-        }
+        let mut weight = buckets;
+        let places = places
+            .into_iter()
+            .map(|(shift, ranks, radix)| {
+                weight /= radix;
+                (shift, ranks, weight)
+            })
+            .collect();
         let mut lookup = Lookup {
             prefix: low.checked_shr(64 - 8 * common).unwrap_or(0),
             prefix_shift: 64 - 8 * common,
             places,
             first: Box::default(),
         };
+        // Bounds per bucket (shifted by one), then how many come before each bucket.
         let mut first = vec![0u16; buckets + 1];
         for &b in bounds {
             first[lookup.bucket(b) + 1] += 1;
         }
+        if first.iter().any(|&n| n > 2) {
+            return None;
+        }
         for i in 1..first.len() {
             first[i] += first[i - 1];
         }
-        let most = first.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
         lookup.first = first.into();
-        (most <= 2 && bounds.len() < usize::from(u16::MAX)).then_some(lookup)
+        Some(lookup)
     }
 
     /// The bucket of `key`, which shares the bounds' common bytes.
