@@ -28,7 +28,7 @@ impl AtomicFile {
         };
         crate::spill::remove_dead_runs(parent, ".custagg-", false);
         let temp = tempfile::Builder::new()
-            .prefix(&format!(".custagg-{}-", std::process::id()))
+            .prefix(&crate::spill::run_prefix(".custagg-"))
             // An ordinary file: 0666 less the umask, like any file a command writes.
             .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(parent)

@@ -22,7 +22,7 @@ impl SpillDir {
     pub fn create(parent: &Path) -> Result<SpillDir> {
         remove_dead_runs(parent, "custagg-", true);
         let dir = tempfile::Builder::new()
-            .prefix(&format!("custagg-{}-", std::process::id()))
+            .prefix(&run_prefix("custagg-"))
             .tempdir_in(parent)
             .map_err(|e| {
                 Error::io(
@@ -38,6 +38,12 @@ impl SpillDir {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// This run's name prefix for its temporary entries of the kind `prefix` names: `<prefix><pid>-`,
+/// the form [`remove_dead_runs`] finds again when the run is killed.
+pub(crate) fn run_prefix(prefix: &str) -> String {
+    format!("{prefix}{}-", std::process::id())
 }
 
 /// Removes the entries `<prefix><pid>-*` under `parent` — directories when `dirs`, else files —
