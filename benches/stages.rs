@@ -138,7 +138,7 @@ fn stages(c: &mut Criterion) {
     let partitions: Vec<Vec<Vec<u8>>> = store
         .into_partitions()
         .into_iter()
-        .map(|p| p.into_blocks().unwrap())
+        .map(|p| p.into_blocks(&spill).unwrap())
         .collect();
     let texts = Catalogue::new(products.into_texts());
     group.bench_function("reduce", |b| {

@@ -626,7 +626,7 @@ impl PendingGroup {
     }
 }
 
-/// The partitions of a run: blocks in memory within the budget, the rest in spill files.
+/// The partitions of a run: blocks in memory within the budget, the rest in the spill file.
 pub struct PartitionStore<'d> {
     parts: Vec<Mutex<Spill>>,
     in_memory: AtomicUsize,
@@ -655,13 +655,12 @@ impl<'d> PartitionStore<'d> {
             return Ok(());
         }
         crate::faults::point("spilling");
-        let name = format!("partition-{index:05}");
-        let freed = part.spill_memory(self.dir, &name)?;
+        let freed = part.spill(self.dir, &block)?;
         self.in_memory.fetch_sub(freed, Ordering::Relaxed);
-        part.write(self.dir, &name, &block)
+        Ok(())
     }
 
-    /// Bytes written to spill files so far.
+    /// Bytes written to the spill file so far.
     pub fn spilled_bytes(&self) -> u64 {
         self.parts
             .iter()
@@ -820,7 +819,7 @@ mod tests {
             .into_partitions()
             .pop()
             .unwrap()
-            .into_blocks()
+            .into_blocks(&dir)
             .unwrap();
         assert_eq!(blocks.len(), 1);
         (blocks.pop().unwrap(), products.into_texts())

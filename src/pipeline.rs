@@ -41,7 +41,7 @@ pub struct Summary {
     pub bytes: u64,
     /// Partitions the records were spread over.
     pub partitions: usize,
-    /// Bytes of records written to spill files.
+    /// Bytes of records written to the spill file.
     pub spilled_bytes: u64,
     /// Time spent reading, parsing and partitioning.
     pub read_time: Duration,
@@ -260,7 +260,7 @@ pub fn aggregate(
                     }
                     crate::faults::point("reducing");
                     progress.advance(1);
-                    let reduced = part.into_blocks().and_then(|blocks| {
+                    let reduced = part.into_blocks(spill).and_then(|blocks| {
                         let run = reduce_partition(&blocks, products)?;
                         drop(blocks);
                         *customers.lock().expect("no panics while locked") += run.rows;
