@@ -626,7 +626,7 @@ impl PendingGroup {
     }
 }
 
-/// The partitions of a run: blocks in memory within the budget, the rest in the spill file.
+/// The partitions of a run: blocks in memory within the budget, the rest in the spill files.
 pub struct PartitionStore<'d> {
     parts: Vec<Mutex<Spill>>,
     in_memory: AtomicUsize,
@@ -660,7 +660,7 @@ impl<'d> PartitionStore<'d> {
         Ok(())
     }
 
-    /// Bytes written to the spill file so far.
+    /// Bytes written to the spill files so far.
     pub fn spilled_bytes(&self) -> u64 {
         self.parts
             .iter()

@@ -41,7 +41,7 @@ pub struct Summary {
     pub bytes: u64,
     /// Partitions the records were spread over.
     pub partitions: usize,
-    /// Bytes of records written to the spill file.
+    /// Bytes of records written to the spill files.
     pub spilled_bytes: u64,
     /// Time spent reading, parsing and partitioning.
     pub read_time: Duration,
