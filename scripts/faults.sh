@@ -5,7 +5,8 @@
 #     the target is always the complete old table or the complete new one, the next run succeeds,
 #     and no staging table or spill directory of the dead run is left after it;
 #   - PostgreSQL stopped (pg_ctl stop -m immediate) during the COPY;
-#   - a full disk under --spill-dir (a 1 MB tmpfs; needs root);
+#   - a full disk under --spill-dir (tmpfs; needs root): for the partitions, and for the CSV
+#     sink's spill file of runs;
 #   - hostile table names, and the statements the server saw;
 #   - passwords: wrong, refused connection, in a URL — never printed.
 # One line per trial; exits 1 if any trial fails.
@@ -122,6 +123,28 @@ if mount -t tmpfs -o size=1m tmpfs "$WORK/tiny" 2>/dev/null; then
         pass "spill disk full: exit $code, $files files left in it, target old; message: $message"
     else
         fail "spill disk full: exit $code, $files files left, target ${after%%:*} rows; message: $message"
+    fi
+    umount "$WORK/tiny"
+    # The same for the CSV sink's spill file of runs: a stream (hash partitions, runs merged at
+    # the end) whose partitions' spill fits the disk and whose runs' spill does not. One worker
+    # spills the same bytes every time; the report says how many.
+    stream=("$BIN" --quiet --threads 1 --memory-limit 16MiB --output "$WORK/out.csv")
+    "${stream[@]}" --source <(cat "$NEW") --spill-dir "$SPILL" --report "$WORK/report.json"
+    spilled=$(sed -n 's/.*"spilled_bytes": \([0-9]*\).*/\1/p' "$WORK/report.json")
+    echo "previous output" >"$WORK/out.csv"
+    mount -t tmpfs -o size=$(( (spilled + (512 << 10)) / 4096 * 4096 )) tmpfs "$WORK/tiny"
+    set +e
+    "${stream[@]}" --source <(cat "$NEW") --spill-dir "$WORK/tiny" 2>"$WORK/err"
+    code=$?
+    set -e
+    message=$(cat "$WORK/err")
+    files=$(find "$WORK/tiny" -mindepth 1 | wc -l)
+    beside=$(find "$WORK" -maxdepth 1 -name '*out.csv*' | wc -l)
+    if [ "$code" = 1 ] && [[ "$message" == *"/runs: "*"No space left"* ]] && [ "$files" = 0 ] \
+        && [ "$(cat "$WORK/out.csv")" = "previous output" ] && [ "$beside" = 1 ]; then
+        pass "runs' spill disk full (partitions spilled $spilled bytes on it first): exit $code, $files files left in it, the old output intact, no temporary file beside it; message: $message"
+    else
+        fail "runs' spill disk full: exit $code, $files files left, $beside output files; message: $message"
     fi
     umount "$WORK/tiny"
 else
