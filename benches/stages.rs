@@ -63,6 +63,7 @@ fn stages(c: &mut Criterion) {
     generate(&GenerateConfig {
         rows: 200_000,
         customers: 20_000,
+        products: 48,
         seed: 1,
         out: path.clone(),
     })

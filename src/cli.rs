@@ -191,7 +191,13 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "M", env = "CUSTAGG_CUSTOMERS")]
     pub customers: u64,
 
-    /// Seed: the same seed, rows and customers give the same bytes.
+    /// Distinct product codes: the sample's 48 (`PURA100`…), and beyond them 7-character codes
+    /// and 13-digit EAN-style numbers, half each — a large retail catalogue.
+    #[arg(long, value_name = "P", env = "CUSTAGG_PRODUCTS", default_value_t = 48,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub products: u64,
+
+    /// Seed: the same seed and counts give the same bytes.
     #[arg(long, value_name = "S", env = "CUSTAGG_SEED", default_value_t = 1)]
     pub seed: u64,
 
@@ -256,6 +262,7 @@ impl GenerateArgs {
         GenerateConfig {
             rows: self.rows,
             customers: self.customers,
+            products: self.products,
             seed: self.seed,
             out: self.out.clone(),
         }

@@ -25,6 +25,8 @@ pub struct GenerateConfig {
     pub rows: u64,
     /// Distinct customers (all appear when there are enough rows).
     pub customers: u64,
+    /// Distinct product codes (the sample's 48 when there are that many or fewer).
+    pub products: u64,
     /// Seed of the random generator.
     pub seed: u64,
     /// The file to write (replaced atomically).
@@ -73,10 +75,7 @@ fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<
     let customers = config.customers;
     let id_width = (customers + 10_000).to_string().len().max(7);
     let stride = coprime_stride(customers);
-    let products: Vec<String> = FAMILIES
-        .iter()
-        .flat_map(|f| SIZES.iter().map(move |s| format!("{f}{s}")))
-        .collect();
+    let products = catalogue(config.products);
     let first_day = days_from_civil(2010, 1, 1);
     // Both date spellings of every day, made once.
     let dates: Vec<([u8; 10], [u8; 8])> = (0..SPAN_DAYS as i32 + 16)
@@ -163,6 +162,20 @@ fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<
     Ok(written_bytes)
 }
 
+/// `count` product codes: the sample's kind first (`PURA100`…, 48 of them), then, alternately,
+/// 7-character codes (`P000048`…) and 13-digit EAN-style numbers — short and long codes both.
+fn catalogue(count: u64) -> Vec<String> {
+    let sample = FAMILIES
+        .iter()
+        .flat_map(|f| SIZES.iter().map(move |s| format!("{f}{s}")));
+    let more = (FAMILIES.len() * SIZES.len()) as u64..;
+    let more = more.map(|i| match i % 2 {
+        0 => format!("P{i:06}"),
+        _ => format!("{:013}", 4_000_000_000_000 + i * 7_919),
+    });
+    sample.chain(more).take(count as usize).collect()
+}
+
 /// A multiplier coprime with `n`, so `i * stride % n` visits every customer once.
 fn coprime_stride(n: u64) -> u64 {
     let gcd = |mut a: u64, mut b: u64| {
@@ -181,6 +194,18 @@ fn coprime_stride(n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalogues_are_distinct_codes_of_the_sample_kind_first() {
+        let codes = catalogue(200_000);
+        assert_eq!(codes.len(), 200_000);
+        assert_eq!(catalogue(48), codes[..48]);
+        assert_eq!((&codes[0][..], &codes[48][..]), ("PURA100", "P000048"));
+        assert_eq!(codes[49].len(), 13);
+        let distinct: std::collections::HashSet<&String> = codes.iter().collect();
+        assert_eq!(distinct.len(), codes.len());
+        assert_eq!(catalogue(5).len(), 5);
+    }
 
     #[test]
     fn stride_is_a_permutation() {

@@ -18,7 +18,7 @@ use crate::parse::{ChunkParser, Header, Record, RowSink, read_header, sample_cus
 use crate::partition::{PartitionStore, PartitionWriter, Partitioner};
 use crate::products::{Catalogue, ProductDict};
 use crate::progress::{Phase, Progress, peak_memory};
-use crate::reduce::{Run, reduce_partition};
+use crate::reduce::{Run, Scratch, reduce_partition_with};
 use crate::rejects::{BadRows, write_rejects};
 use crate::sink::connect::Connection;
 use crate::sink::csv::CsvSink;
@@ -147,7 +147,7 @@ pub fn aggregate(
     let block_size = (config.memory_limit as usize / (8 * config.threads * partitions))
         .clamp(MIN_BLOCK as usize, 256 << 10);
     let bad_rows = BadRows::new(config.max_bad_rows);
-    let products = ProductDict::new(product_cap(config.memory_limit));
+    let products = ProductDict::new(product_cap(config.memory_limit, config.threads));
     log::info!(
         "{}: {} bytes; {} threads, {partitions} partitions, blocks of {block_size} bytes, \
          {store_budget} bytes of records kept in memory at most",
@@ -254,6 +254,7 @@ pub fn aggregate(
             let (receiver, failure) = (receiver.clone(), &failure);
             let (products, customers, on_run) = (&products, &customers, &on_run);
             scope.spawn(move |_| {
+                let mut scratch = Scratch::default();
                 for (place, part) in receiver.iter() {
                     if failure.happened() {
                         break;
@@ -261,7 +262,7 @@ pub fn aggregate(
                     crate::faults::point("reducing");
                     progress.advance(1);
                     let reduced = part.into_blocks(spill).and_then(|blocks| {
-                        let run = reduce_partition(&blocks, products)?;
+                        let run = reduce_partition_with(&blocks, products, &mut scratch)?;
                         drop(blocks);
                         *customers.lock().expect("no panics while locked") += run.rows;
                         on_run(run, ordered.then_some(place))
@@ -345,11 +346,12 @@ fn partitioner(source: &Source, header: &Header, config: &Config) -> Partitioner
     Partitioner::ranges(count, sample)
 }
 
-/// How many product codes the run's dictionary may hold: at most 65,536 (a catalogue's worth;
-/// beyond it ids stop paying for their look-ups), and no more than one per 4 KiB of the memory
-/// limit; later codes are written out as text.
-fn product_cap(memory_limit: u64) -> usize {
-    (memory_limit / 4096).clamp(1024, 1 << 16) as usize
+/// How many product codes the run's dictionary may hold: up to 2^20 (a large catalogue), as long
+/// as the dictionary, each worker's map of the ids it was given and each reducer's totals by id
+/// (about 64 bytes a code, and 56 more per thread) stay within an eighth of the memory limit;
+/// later codes are written out as text.
+fn product_cap(memory_limit: u64, threads: usize) -> usize {
+    (memory_limit / (512 * (threads as u64 + 1))).clamp(1024, 1 << 20) as usize
 }
 
 /// The run's rayon pool of `threads` workers (the aggregation and the CSV sink's merge share it).

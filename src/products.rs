@@ -103,16 +103,33 @@ type Answer = Option<u32>;
 /// Slots of each of a worker's two direct-mapped caches (a power of two).
 const SLOTS: usize = 1 << 12;
 
-/// One worker's way into the dictionary: direct-mapped caches of the answers it got, one for codes
-/// of up to eight bytes (their [`prefix_key`] is the whole code) and one for longer codes (by a
-/// hash, checked against the code). A code that loses its slot is asked again.
+/// One worker's way into the dictionary, in three steps:
+///
+/// 1. direct-mapped caches of the latest answers, one for codes of up to eight bytes (their
+///    [`prefix_key`] is the whole code) and one for longer codes (by a hash, checked against the
+///    code) — a few instructions for the few dozen codes of a typical file;
+/// 2. every id this worker has been given, in its own maps — so that a catalogue of tens of
+///    thousands of codes, which the caches cannot hold, still takes the shared lock only the first
+///    time a worker meets a code;
+/// 3. the shared dictionary. Once it is full, the worker copies all of it into its maps, once:
+///    from then on a code it does not know has no id, and is answered without the lock.
+///
+/// The maps hold at most the dictionary's capacity of codes, like the dictionary itself.
 pub struct ProductIds<'d> {
     dict: &'d ProductDict,
     /// (prefix key, answer) per slot; key 0 marks an empty slot (codes are never empty).
     short: Box<[(u64, Answer)]>,
-    /// (code, answer) per slot; an empty code marks an empty slot.
-    long: Box<[(Box<[u8]>, Answer)]>,
+    /// Per slot; an empty code marks an empty slot.
+    long: Box<[LongSlot]>,
     hasher: ahash::RandomState,
+    /// Ids given to this worker: by prefix key for codes of up to eight bytes, by the code
+    /// padded with NULs (which codes never hold) for codes of up to [`INLINE`] bytes — no pointer
+    /// to follow —, and by the code itself for longer ones.
+    known_short: HashMap<u64, u32, ahash::RandomState>,
+    known_inline: HashMap<[u8; INLINE], u32, ahash::RandomState>,
+    known_long: HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    /// Whether the known maps hold every id of the dictionary, which is full.
+    complete: bool,
 }
 
 impl<'d> ProductIds<'d> {
@@ -121,8 +138,12 @@ impl<'d> ProductIds<'d> {
         ProductIds {
             dict,
             short: vec![(0, None); SLOTS].into_boxed_slice(),
-            long: vec![(Box::default(), None); SLOTS].into_boxed_slice(),
+            long: vec![LongSlot::default(); SLOTS].into_boxed_slice(),
             hasher: ahash::RandomState::with_seeds(5, 6, 7, 8),
+            known_short: HashMap::default(),
+            known_inline: HashMap::default(),
+            known_long: HashMap::default(),
+            complete: false,
         }
     }
 
@@ -138,18 +159,90 @@ impl<'d> ProductIds<'d> {
         let slot_of =
             |hash: u64| (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.ilog2())) as usize;
         if text.len() <= 8 {
-            let slot = &mut self.short[slot_of(key)];
-            if slot.0 != key {
-                *slot = (key, self.dict.id(text));
+            let slot = slot_of(key);
+            if self.short[slot].0 != key {
+                self.short[slot] = (key, self.look_up(key, text));
             }
-            return slot.1;
+            return self.short[slot].1;
         }
-        let slot = &mut self.long[slot_of(self.hasher.hash_one(text))];
-        if *slot.0 != *text {
-            *slot = (text.into(), self.dict.id(text));
+        let hash = self.hasher.hash_one(text);
+        let slot = slot_of(hash);
+        let held = &self.long[slot];
+        if held.hash != hash || *held.code != *text {
+            let answer = self.look_up(key, text);
+            let held = &mut self.long[slot];
+            held.hash = hash;
+            if held.code.len() == text.len() {
+                held.code.copy_from_slice(text); // codes of one length are common: no allocation
+            } else {
+                held.code = text.into();
+            }
+            held.answer = answer;
         }
-        slot.1
+        self.long[slot].answer
     }
+
+    /// Steps 2 and 3 of the look-up: this worker's ids, then the dictionary.
+    #[cold]
+    fn look_up(&mut self, key: u64, text: &[u8]) -> Answer {
+        if let Some(id) = self.known(key, text) {
+            return Some(id);
+        }
+        if self.complete {
+            return None;
+        }
+        let answer = self.dict.id(text);
+        match answer {
+            Some(id) => self.learn(key, text, id),
+            None => {
+                // Full: no code gets an id any more; learn the ones that have.
+                let ids = self.dict.ids.lock().expect("no panics while locked");
+                for (code, &id) in ids.iter() {
+                    self.learn(prefix_key(code), code, id);
+                }
+                self.complete = true;
+            }
+        }
+        answer
+    }
+
+    /// The id this worker was given for `text` (prefix key `key`), if any.
+    #[inline]
+    fn known(&self, key: u64, text: &[u8]) -> Option<u32> {
+        match text.len() {
+            0..=8 => self.known_short.get(&key),
+            9..=INLINE => self.known_inline.get(&padded(text)),
+            _ => self.known_long.get(text),
+        }
+        .copied()
+    }
+
+    fn learn(&mut self, key: u64, text: &[u8], id: u32) {
+        match text.len() {
+            0..=8 => _ = self.known_short.insert(key, id),
+            9..=INLINE => _ = self.known_inline.insert(padded(text), id),
+            _ => _ = self.known_long.insert(text.into(), id),
+        }
+    }
+}
+
+/// A slot of the cache of codes longer than eight bytes. The hash is compared first, so that a
+/// code meeting another in its slot is told apart without reading the other's text.
+#[derive(Clone, Default)]
+struct LongSlot {
+    hash: u64,
+    code: Box<[u8]>,
+    answer: Answer,
+}
+
+/// Codes up to this long are kept by value in a worker's map of ids.
+const INLINE: usize = 24;
+
+/// `text` (at most [`INLINE`] bytes, no NUL) padded with NULs: equal exactly when the texts are.
+fn padded(text: &[u8]) -> [u8; INLINE] {
+    let mut bytes = [0; INLINE];
+    bytes[..text.len()].copy_from_slice(text);
+    bytes
 }
 
 #[cfg(test)]
@@ -173,6 +266,54 @@ mod tests {
         let texts = dict.into_texts();
         assert_eq!(texts.len(), 3);
         assert_eq!(&*texts[1], &long[..]);
+    }
+
+    #[test]
+    fn a_worker_that_finds_the_dictionary_full_learns_every_id_in_it() {
+        let dict = ProductDict::new(3);
+        let (short, medium, long) = (
+            &b"SHORT"[..],
+            &b"MEDIUM-LENGTH-CODE"[..],
+            &b"A-CODE-TOO-LONG-TO-BE-HELD-BY-VALUE"[..],
+        );
+        let mut a = ProductIds::new(&dict);
+        assert_eq!(
+            [a.id(short), a.id(medium), a.id(long)],
+            [Some(0), Some(1), Some(2)]
+        );
+        let mut b = ProductIds::new(&dict);
+        assert_eq!(b.id(b"OTHER"), None, "full");
+        assert!(b.complete);
+        // Known without asking, and others refused, however often the caches lose them.
+        for round in 0..3 {
+            assert_eq!(
+                [b.id(long), b.id(medium), b.id(short)],
+                [Some(2), Some(1), Some(0)]
+            );
+            for i in 0..3 * SLOTS {
+                let code = format!("CODE-{round}-{i:020}");
+                assert_eq!(b.id(code.as_bytes()), None);
+                assert_eq!(b.id(&code.as_bytes()[..8]), None);
+            }
+        }
+        assert_eq!(dict.into_texts().len(), 3);
+    }
+
+    #[test]
+    fn codes_of_every_length_keep_their_ids_past_the_caches() {
+        let dict = ProductDict::new(1 << 20);
+        let mut ids = ProductIds::new(&dict);
+        let codes: Vec<String> = (0..30_000)
+            .map(|i| match i % 3 {
+                0 => format!("P{i}"),
+                1 => format!("MEDIUM-{i:012}"),
+                _ => format!("A-LONG-CODE-BEYOND-THE-INLINE-LENGTH-{i}"),
+            })
+            .collect();
+        let first: Vec<Option<u32>> = codes.iter().map(|c| ids.id(c.as_bytes())).collect();
+        let again: Vec<Option<u32>> = codes.iter().rev().map(|c| ids.id(c.as_bytes())).collect();
+        assert_eq!(first, again.into_iter().rev().collect::<Vec<_>>());
+        assert_eq!(first[29_999], Some(29_999));
     }
 
     #[test]

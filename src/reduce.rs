@@ -66,6 +66,29 @@ impl Run {
 /// already in output order. Partitions are sized to stay in cache, so the random reads of the
 /// gathering pass do not go to main memory.
 pub fn reduce_partition(blocks: &[Vec<u8>], products: &Catalogue) -> Result<Run> {
+    reduce_partition_with(blocks, products, &mut Scratch::default())
+}
+
+/// Arrays a thread reuses from one partition to the next: product totals by id, as large as the
+/// catalogue (allocating and zeroing them for every partition would cost more than the reduce
+/// when there are thousands of partitions and codes).
+#[derive(Default)]
+pub struct Scratch {
+    /// By id: the sum, valid when the id's stamp is `stamp`.
+    sums: Vec<i64>,
+    stamps: Vec<u32>,
+    /// The present customer's stamp.
+    stamp: u32,
+    /// The present customer's ids, in the order they came (one slot more than ids).
+    met: Vec<u32>,
+}
+
+/// [`reduce_partition`] with a thread's reused [`Scratch`].
+pub fn reduce_partition_with(
+    blocks: &[Vec<u8>],
+    products: &Catalogue,
+    scratch: &mut Scratch,
+) -> Result<Run> {
     // Entry: prefix key (64 bits), whether the customer is longer than 8 bytes (1 bit), block
     // (23 bits), offset in the block (40 bits). Equal keys sort short before long, as bytes do.
     let mut index: Vec<u128> = Vec::with_capacity(blocks.iter().map(|b| b.len() / 16).sum());
@@ -103,7 +126,7 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &Catalogue) -> Result<Run>
         bytes: Vec::with_capacity(index.len() * 8),
         ..Run::default()
     };
-    let mut totals = Totals::new(products.len());
+    let mut totals = Totals::new(scratch, products.len());
     let mut days: Vec<i32> = Vec::new();
     // The gather reads groups in key order, all over the blocks: ask for each group's first bytes
     // a few entries ahead, so that the reads overlap instead of waiting one after another.
@@ -156,29 +179,25 @@ pub fn reduce_partition(blocks: &[Vec<u8>], products: &Catalogue) -> Result<Run>
 /// Codes with an id are summed in arrays indexed by the id, without a search or a branch: a
 /// slot belongs to the present customer when its stamp is the customer's, and the ids met are
 /// listed once each, in the order they came.
-struct Totals<'a> {
-    /// By id: the sum, valid when the id's stamp is `stamp`.
-    sums: Vec<i64>,
-    stamps: Vec<u32>,
-    /// The present customer's stamp.
-    stamp: u32,
-    /// The present customer's ids in `met[..count]` (one slot more than ids, written to on
-    /// every add).
-    met: Vec<u32>,
+struct Totals<'a, 's> {
+    /// Sums and stamps by id, and the ids met (`met[..count]`).
+    scratch: &'s mut Scratch,
     count: usize,
     by_text: Vec<(&'a [u8], i64)>,
     /// A sum went beyond `i64`.
     overflow: bool,
 }
 
-impl<'a> Totals<'a> {
-    /// Totals of codes with ids below `ids`.
-    fn new(ids: usize) -> Self {
+impl<'a, 's> Totals<'a, 's> {
+    /// Totals of codes with ids below `ids`, in `scratch`.
+    fn new(scratch: &'s mut Scratch, ids: usize) -> Self {
+        if scratch.sums.len() < ids {
+            scratch.sums.resize(ids, 0);
+            scratch.stamps.resize(ids, 0);
+            scratch.met.resize(ids + 1, 0);
+        }
         Totals {
-            sums: vec![0; ids],
-            stamps: vec![0; ids],
-            stamp: 1,
-            met: vec![0; ids + 1],
+            scratch,
             count: 0,
             by_text: Vec::new(),
             overflow: false,
@@ -187,10 +206,11 @@ impl<'a> Totals<'a> {
 
     /// Starts the next customer.
     fn clear(&mut self) {
-        self.stamp = self.stamp.wrapping_add(1);
-        if self.stamp == 0 {
-            self.stamps.fill(0);
-            self.stamp = 1;
+        let scratch = &mut *self.scratch;
+        scratch.stamp = scratch.stamp.wrapping_add(1);
+        if scratch.stamp == 0 {
+            scratch.stamps.fill(0);
+            scratch.stamp = 1;
         }
         self.count = 0;
         self.by_text.clear();
@@ -200,13 +220,14 @@ impl<'a> Totals<'a> {
     fn add(&mut self, product: Product<'a>, total: i64) {
         let sum = match product {
             Product::Id(id) => {
-                let i = id as usize;
-                let new = self.stamps[i] != self.stamp;
-                let (sum, overflow) = (if new { 0 } else { self.sums[i] }).overflowing_add(total);
+                let (i, scratch) = (id as usize, &mut *self.scratch);
+                let new = scratch.stamps[i] != scratch.stamp;
+                let (sum, overflow) =
+                    (if new { 0 } else { scratch.sums[i] }).overflowing_add(total);
                 self.overflow |= overflow;
-                self.sums[i] = sum;
-                self.stamps[i] = self.stamp;
-                self.met[self.count] = id;
+                scratch.sums[i] = sum;
+                scratch.stamps[i] = scratch.stamp;
+                scratch.met[self.count] = id;
                 self.count += usize::from(new);
                 return;
             }
@@ -226,8 +247,10 @@ impl<'a> Totals<'a> {
         // One integer compare a code: the total above, the complement of the code's rank below
         // (a smaller code wins a tie), kept by a select, as which code wins is not predictable.
         let (mut best_key, mut best_id) = (i128::MIN, 0);
-        for &id in &self.met[..self.count] {
-            let key = (i128::from(self.sums[id as usize]) << 32) | i128::from(!products.rank(id));
+        let scratch = &*self.scratch;
+        for &id in &scratch.met[..self.count] {
+            let key =
+                (i128::from(scratch.sums[id as usize]) << 32) | i128::from(!products.rank(id));
             let better = key > best_key;
             best_key = std::hint::select_unpredictable(better, key, best_key);
             best_id = std::hint::select_unpredictable(better, id, best_id);
@@ -567,6 +590,45 @@ mod tests {
         let rows: Vec<_> = RunRows::new(&run.bytes).collect();
         assert_eq!(rows[0].favourite_product, b"small", "7 units against 6");
         assert_eq!(rows[0].longest_streak, 2);
+    }
+
+    #[test]
+    fn a_reused_scratch_carries_nothing_from_one_partition_to_the_next() {
+        use crate::partition::{Product, encode_group};
+        let texts: Vec<Box<[u8]>> = (0..300)
+            .map(|i| format!("P{i:03}").into_bytes().into())
+            .collect();
+        let catalogue = Catalogue::new(texts);
+        // Partitions whose customers buy the same ids with different totals.
+        let partitions: Vec<Vec<u8>> = (0..40)
+            .map(|p: u32| {
+                let mut block = Vec::new();
+                for c in 0..50 {
+                    let products = (0..4).map(|k| {
+                        let id = (c * 3 + k * 11) % 300;
+                        (Product::Id(id), i64::from((p + c * k) % 5))
+                    });
+                    let customer = format!("c{c:02}");
+                    encode_group(&mut block, customer.as_bytes(), products, &[c as i32]);
+                }
+                block
+            })
+            .collect();
+        let mut scratch = Scratch::default();
+        for block in &partitions {
+            let blocks = std::slice::from_ref(block);
+            let reused = reduce_partition_with(blocks, &catalogue, &mut scratch).unwrap();
+            let fresh = reduce_partition(blocks, &catalogue).unwrap();
+            assert_eq!(reused.bytes, fresh.bytes);
+        }
+        // Stamps that wrap around start over cleanly.
+        scratch.stamp = u32::MAX - 3;
+        let blocks = std::slice::from_ref(&partitions[0]);
+        let wrapped = reduce_partition_with(blocks, &catalogue, &mut scratch).unwrap();
+        assert_eq!(
+            wrapped.bytes,
+            reduce_partition(blocks, &catalogue).unwrap().bytes
+        );
     }
 
     #[test]

@@ -202,3 +202,59 @@ proptest! {
         }
     }
 }
+
+/// A catalogue of thousands of product codes — short (up to eight bytes), medium (up to 24)
+/// and long — over few customers, with ties: more codes than each worker's caches hold, and,
+/// under a small memory limit, more than the run's dictionary takes (the rest travel as text).
+#[test]
+fn a_large_catalogue_matches_reference() {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let codes: Vec<String> = (0..3_000)
+        .map(|i| match i % 3 {
+            0 => format!("S{i}"),
+            1 => format!("MEDIUM-CODE-{i:08}"),
+            _ => format!("A-LONG-PRODUCT-CODE-OF-THE-CATALOGUE-{i:06}"),
+        })
+        .collect();
+    let days = days_from((2011, 12, 20), 30);
+    let rows: Vec<Tx> = (0..30_000)
+        .map(|_| Tx {
+            customer: format!("{:07}", next(400)),
+            // Low codes sell more, so customers share favourites and totals tie.
+            product: codes[(next(3_000) * next(3_000) / 3_000) as usize].clone(),
+            date: days[next(30) as usize],
+            units: next(4) as i32 - 1,
+        })
+        .collect();
+    let dir = Dir::new();
+    let mut text = String::from("custId|transactionDate|productSold|unitsSold\n");
+    for tx in &rows {
+        let (y, m, d) = tx.date;
+        text += &format!(
+            "{}|{y}-{m:02}-{d:02}|{}|{}\n",
+            tx.customer, tx.product, tx.units
+        );
+    }
+    let file = dir.write("in.csv", &text);
+    let expected = expected_csv(&rows);
+    // 1 MiB: a dictionary of 1,024 codes; the default: all 3,000 get ids.
+    for (threads, memory_limit) in [(1, 1 << 20), (2, 1 << 20), (3, 1 << 30), (2, 1 << 30)] {
+        let output = dir.path(&format!("out-{threads}-{memory_limit}.csv"));
+        let mut config = Config::new(&file);
+        config.threads = threads;
+        config.memory_limit = memory_limit;
+        config.spill_dir = dir.root().to_path_buf();
+        custagg::run_to_csv(&config, &output, &custagg::progress::NoProgress).unwrap();
+        let got = std::fs::read_to_string(&output).unwrap();
+        assert!(
+            got == expected,
+            "threads {threads}, memory limit {memory_limit}"
+        );
+    }
+}
