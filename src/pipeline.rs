@@ -346,12 +346,14 @@ fn partitioner(source: &Source, header: &Header, config: &Config) -> Partitioner
     Partitioner::ranges(count, sample)
 }
 
-/// How many product codes the run's dictionary may hold: up to 2^20 (a large catalogue), as long
-/// as the dictionary, each worker's map of the ids it was given and each reducer's totals by id
-/// (about 64 bytes a code, and 56 more per thread) stay within an eighth of the memory limit;
-/// later codes are written out as text.
+/// How many product codes the run's dictionary may hold: at most 65,536 (a catalogue's worth:
+/// beyond it, where codes repeat less, ids stop paying for their look-ups and the reduce's
+/// arrays by id stop fitting in cache), one per 4 KiB of the memory limit, and no more than keeps
+/// the dictionary and each worker's map of the ids it was given (about 64 bytes a code, and 56
+/// more per thread) within an eighth of it; later codes are written out as text.
 fn product_cap(memory_limit: u64, threads: usize) -> usize {
-    (memory_limit / (512 * (threads as u64 + 1))).clamp(1024, 1 << 20) as usize
+    let per_code = 512 * (threads as u64 + 1);
+    (memory_limit / per_code.max(4096)).clamp(1024, 1 << 16) as usize
 }
 
 /// The run's rayon pool of `threads` workers (the aggregation and the CSV sink's merge share it).
