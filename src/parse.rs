@@ -658,10 +658,12 @@ impl<'d> Window<'d> {
         if line_feeds != 0 {
             let len = line_feeds.trailing_zeros() as usize;
             let inside = (1u64 << len) - 1;
-            if (self.odd >> shift) as u64 & inside != 0 {
-                return None;
-            }
             let delimiters = (self.delimiters >> shift) as u64 & inside;
+            let odd = (self.odd >> shift) as u64 & inside;
+            if odd != 0 {
+                let quotes = (self.quotes >> shift) as u64 & inside;
+                return self.take_quoted_fields(start, len, delimiters, odd, quotes, spans);
+            }
             return self.take_fields(start, len, delimiters, spans);
         }
         let line_feeds = self.line_feeds >> shift;
@@ -670,10 +672,48 @@ impl<'d> Window<'d> {
         }
         let len = line_feeds.trailing_zeros() as usize;
         let inside = (1u128 << len) - 1;
-        if (self.odd >> shift) & inside != 0 {
+        let delimiters = (self.delimiters >> shift) & inside;
+        let odd = (self.odd >> shift) & inside;
+        if odd != 0 {
+            let quotes = (self.quotes >> shift) & inside;
+            return self.take_quoted_fields(start, len, delimiters, odd, quotes, spans);
+        }
+        self.take_fields(start, len, delimiters, spans)
+    }
+
+    /// [`Window::take_fields`] for a record with quotes (`quotes`; `odd` are those and any
+    /// carriage return not before a line feed): when every quote opens or closes a whole field
+    /// (`"…"` between two delimiters, with no quote, delimiter or line break inside), as files that
+    /// quote every field have them, the fields are the texts between the quotes — what RFC 4180
+    /// reads there. Any other quoting, or a stray carriage return, goes the general way: a
+    /// delimiter or line break inside quotes leaves a field that opens with a quote and does not
+    /// close with one, and a doubled quote leaves quotes inside a field.
+    #[inline(never)]
+    fn take_quoted_fields<M: MaskWord>(
+        &self,
+        start: usize,
+        len: usize,
+        delimiters: M,
+        odd: M,
+        quotes: M,
+        spans: &mut [(usize, usize)],
+    ) -> Option<(usize, usize)> {
+        if odd != quotes {
             return None;
         }
-        self.take_fields(start, len, (self.delimiters >> shift) & inside, spans)
+        let split = self.take_fields(start, len, delimiters, spans)?;
+        let mut enclosing = M::default();
+        for span in spans.iter_mut() {
+            let (a, b) = *span;
+            if a < b && quotes.has(a - start) {
+                if b - a < 2 {
+                    return None;
+                }
+                enclosing = enclosing.with(a - start).with(b - 1 - start);
+                *span = (a + 1, b - 1);
+            }
+        }
+        (enclosing == quotes).then_some(split)
     }
 
     /// Fills `spans` with the fields of the plain record of `len` bytes at `start` whose
@@ -712,12 +752,16 @@ impl<'d> Window<'d> {
 }
 
 /// The bit operations [`Window::take_fields`] needs, on a 64- or a 128-bit mask.
-trait MaskWord: Copy {
+trait MaskWord: Copy + Default + PartialEq {
     fn is_zero(self) -> bool;
     /// The index of the lowest set bit (the mask is not zero).
     fn lowest(self) -> usize;
     /// The mask without its lowest set bit.
     fn without_lowest(self) -> Self;
+    /// Whether bit `i` is set.
+    fn has(self, i: usize) -> bool;
+    /// The mask with bit `i` set.
+    fn with(self, i: usize) -> Self;
 }
 
 macro_rules! mask_word {
@@ -734,6 +778,14 @@ macro_rules! mask_word {
             #[inline(always)]
             fn without_lowest(self) -> Self {
                 self & (self - 1)
+            }
+            #[inline(always)]
+            fn has(self, i: usize) -> bool {
+                (self >> i) & 1 == 1
+            }
+            #[inline(always)]
+            fn with(self, i: usize) -> Self {
+                self | (1 << i)
             }
         }
     )*};
@@ -1415,8 +1467,13 @@ mod tests {
                 }
                 let plain = split_plain(&mut specials, pos, &mut expected);
                 if let Some(split) = window.split(pos, &mut spans) {
-                    assert_eq!(Some(split), plain, "{count} fields, record at {pos}");
-                    assert_eq!(spans, expected, "{count} fields, record at {pos}");
+                    if plain.is_none() {
+                        // Quotes that happened to enclose whole fields: as csv-core reads them.
+                        assert_csv_core_agrees(&data, pos, split, &spans);
+                    } else {
+                        assert_eq!(Some(split), plain, "{count} fields, record at {pos}");
+                        assert_eq!(spans, expected, "{count} fields, record at {pos}");
+                    }
                     fast += 1;
                 }
                 pos = match plain {
@@ -1426,6 +1483,106 @@ mod tests {
             }
         }
         assert!(fast > 5_000, "the window took only {fast} records");
+    }
+
+    /// Asserts that the record at `data[pos..]`, split by the window into `spans` with `split`
+    /// (next position, field count), is what csv-core reads there, with well-formed quotes.
+    fn assert_csv_core_agrees(
+        data: &[u8],
+        pos: usize,
+        split: (usize, usize),
+        spans: &[(usize, usize)],
+    ) {
+        let mut reader = csv_reader(b'|');
+        reader.read_record(b"\n", &mut [], &mut []); // past the BOM check, as `parse` does
+        let mut fields = Fields::new();
+        let consumed = fields.read(&mut reader, &data[pos..]).unwrap();
+        let raw = trim_line_end(&data[pos..pos + consumed]);
+        assert_eq!(check_quoting(raw, b'|', false), None, "{raw:?}");
+        // csv-core stops after the CR of a CRLF; the LF is a blank line to it.
+        let end = pos + consumed;
+        let end = end + usize::from(data[end - 1] == b'\r' && data.get(end) == Some(&b'\n'));
+        assert_eq!(split, (end, fields.count), "{raw:?}");
+        let ours: Vec<&[u8]> = spans.iter().map(|&(a, b)| &data[a..b]).collect();
+        let theirs: Vec<&[u8]> = (0..fields.count).map(|i| fields.get(i)).collect();
+        assert_eq!(ours, theirs, "{raw:?}");
+    }
+
+    #[test]
+    fn window_reads_fields_quoted_whole_like_csv_core() {
+        // Records of 1 to 8 fields, each plain, quoted whole, or quoted around a delimiter, a
+        // doubled quote, a line break or a CR, or quoted badly; LF or CRLF line ends. Every
+        // record the window takes must be read as csv-core reads it, with well-formed quotes.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let (mut fast, mut quoted_fast) = (0, 0);
+        for count in 1..=8 {
+            let mut data = Vec::new();
+            while data.len() < 100_000 {
+                for field in 0..count {
+                    if field > 0 {
+                        data.push(b'|');
+                    }
+                    let text: Vec<u8> = (0..next(12)).map(|_| b'a' + next(26) as u8).collect();
+                    let (head, tail) = text.split_at(text.len() / 2);
+                    let field: Vec<u8> = match next(12) {
+                        0..=4 => text.clone(),
+                        5..=8 => [&b"\""[..], &text, b"\""].concat(),
+                        9 => [
+                            &b"\""[..],
+                            head,
+                            [&b"|"[..], b"\"\"", b"\n", b"\r"][next(4) as usize],
+                            tail,
+                            b"\"",
+                        ]
+                        .concat(),
+                        10 => [&b"\""[..], &text].concat(),
+                        _ => [&b"\""[..], head, b"\"", tail].concat(),
+                    };
+                    data.extend_from_slice(&field);
+                }
+                data.extend_from_slice(if next(4) == 0 { b"\r\n" } else { b"\n" });
+            }
+            let mut window = Window::new(&data, b'|');
+            let mut spans = vec![(0, 0); count];
+            let mut pos = 0;
+            while pos < data.len() {
+                while pos < data.len() && matches!(data[pos], b'\n' | b'\r') {
+                    pos += 1;
+                }
+                if pos == data.len() {
+                    break;
+                }
+                let end = match window.split(pos, &mut spans) {
+                    Some(split) => {
+                        assert_csv_core_agrees(&data, pos, split, &spans);
+                        fast += 1;
+                        quoted_fast += usize::from(data[pos..split.0].contains(&b'"'));
+                        split.0
+                    }
+                    None => {
+                        // Past this record as csv-core reads it (a bad one to its line end).
+                        let mut reader = csv_reader(b'|');
+                        reader.read_record(b"\n", &mut [], &mut []);
+                        let consumed = Fields::new().read(&mut reader, &data[pos..]);
+                        let line =
+                            memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1);
+                        consumed.map_or(line, |c| pos + c)
+                    }
+                };
+                // Keep the window's place valid: it only moves forwards.
+                pos = end;
+            }
+        }
+        assert!(
+            fast > 5_000 && quoted_fast > 2_000,
+            "the window took {fast} records, {quoted_fast} quoted"
+        );
     }
 
     #[test]
