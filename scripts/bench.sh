@@ -4,6 +4,8 @@
 #   scripts/bench.sh                # the 1 GB set: 22,000,000 rows, 2,000,000 customers
 #   RUNS=5 scripts/bench.sh
 #   BIG=1 scripts/bench.sh          # also the 10 GB out-of-core run (200 M rows, 20 M customers)
+#   SHAPES=1 scripts/bench.sh       # also 190 MB files in other shapes: a 100,000-code catalogue,
+#                                   # every field quoted, rows in date order (against DuckDB)
 #
 # Needs the duckdb Python package (pip install duckdb; polars too, if installed) and /usr/bin/time. Data sets are made with
 # `custagg generate` into data/bench/ when missing. Every tool computes the same result (checked
@@ -189,6 +191,36 @@ report "$SOURCE" "$BYTES"
 awk -v a="${TIME[custagg --threads 1]}" -v b="${TIME[custagg]}" \
     'BEGIN {printf "speed-up from --threads 1 to --threads 2: %.2fx\n", a/b}'
 echo "all results identical (cmp)"
+
+if [ "${SHAPES:-0}" = 1 ]; then
+    # The same kind of data in shapes real files have, against DuckDB in the same minutes: a
+    # large catalogue, every field quoted (as many exporters write), rows in date order (as
+    # transaction logs are). Each shape is made once from `custagg generate` into data/bench/.
+    base=$(dataset 4000000 400000 shape-base)
+    made() { [ -f "$DATA/shape-$1.csv" ] || { "${@:2}" >"$DATA/shape-$1.tmp" && mv "$DATA/shape-$1.tmp" "$DATA/shape-$1.csv"; }; }
+    made catalogue "$BIN" generate --quiet --rows 4000000 --customers 400000 --products 100000 \
+        --seed 1 --out /dev/stdout
+    made quoted awk 'BEGIN {FS = OFS = "|"} NR > 1 {for (i = 1; i <= NF; i++) $i = "\"" $i "\""} 1' "$base"
+    made dated sh -c 'head -n 1 "$1"; tail -n +2 "$1" | sort -s -t "|" -k 3,3' sh "$base"
+    printf '\nshapes: 4,000,000 rows, 400,000 customers; %s runs each in turns, medians\n' "$RUNS"
+    printf '%-38s %10s %10s %16s\n' shape "custagg s" "DuckDB s" "DuckDB time / it"
+    for shape in "base:as generated (48 product codes)" "catalogue:100,000 product codes" \
+        "quoted:every field quoted" "dated:rows in date order"; do
+        name=${shape%%:*}
+        SOURCE=$DATA/shape-$name.csv
+        WARM=$SOURCE
+        export SOURCE
+        for _ in $(seq "$RUNS"); do
+            run_once "custagg $name" "$BIN" --quiet --source "$SOURCE" --output "$OUT/custagg.csv"
+            run_once "duckdb $name" python3 "$OUT/query.py"
+        done
+        medians "custagg $name" "duckdb $name"
+        cmp -s "$OUT/custagg.csv" "$OUT/duckdb.csv" || { echo "$name: DuckDB's result differs" >&2; exit 1; }
+        awk -v s="${shape#*:}" -v a="${TIME[custagg $name]}" -v d="${TIME[duckdb $name]}" \
+            'BEGIN {printf "%-38s %10.3f %10.3f %15.1fx\n", s, a, d, d/a}'
+    done
+    echo "all results identical (cmp)"
+fi
 
 if [ "${BIG:-0}" = 1 ]; then
     BIG_SOURCE=$(dataset 200000000 20000000 10g)

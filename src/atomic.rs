@@ -3,7 +3,12 @@
 //!
 //! The temporary file is `.custagg-<pid>-XXXXXX`; one left by a run that was killed (`kill -9`,
 //! a crash, a power cut) is removed by the next run that writes into the same directory.
+//!
+//! A target that is a symbolic link to a file is replaced where the link points, and the link
+//! stays. A target that is not a file at all — a pipe, a terminal, `/dev/stdout`, `/dev/null` —
+//! is written directly, as the bytes come: there is nothing there to replace.
 
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,27 +19,55 @@ use crate::error::{Error, Result};
 
 /// A file being written; it replaces its target on [`AtomicFile::commit`] and vanishes if dropped.
 pub struct AtomicFile {
-    temp: NamedTempFile,
+    file: Target,
+    /// The path as given, for messages.
     target: PathBuf,
     what: &'static str,
+}
+
+enum Target {
+    /// A temporary file to be renamed over `to`.
+    Temporary { temp: NamedTempFile, to: PathBuf },
+    /// A pipe or a device, written as it goes.
+    Stream(File),
 }
 
 impl AtomicFile {
     /// Starts writing `target`; `what` names the file in errors ("the output file").
     pub fn create(target: &Path, what: &'static str) -> Result<AtomicFile> {
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
+        let file = match std::fs::metadata(target) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(Error::io(
+                    target,
+                    what,
+                    std::io::Error::from(std::io::ErrorKind::IsADirectory),
+                ));
+            }
+            // /dev/stdout and the like are what they point at, even when that is a file.
+            Ok(meta)
+                if !meta.is_file() || target.starts_with("/dev") || target.starts_with("/proc") =>
+            {
+                let stream = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(target)
+                    .map_err(|e| Error::io(target, what, e))?;
+                Target::Stream(stream)
+            }
+            Ok(_) => {
+                // A link to a file: replace the file, keep the link.
+                let to = std::fs::canonicalize(target).map_err(|e| Error::io(target, what, e))?;
+                Target::Temporary {
+                    temp: temporary_beside(&to)?,
+                    to,
+                }
+            }
+            Err(_) => Target::Temporary {
+                temp: temporary_beside(target)?,
+                to: target.into(),
+            },
         };
-        crate::spill::remove_dead_runs(parent, ".custagg-", false);
-        let temp = tempfile::Builder::new()
-            .prefix(&crate::spill::run_prefix(".custagg-"))
-            // An ordinary file: 0666 less the umask, like any file a command writes.
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(parent)
-            .map_err(|e| Error::io(parent, "cannot create a file in this directory", e))?;
         Ok(AtomicFile {
-            temp,
+            file,
             target: target.into(),
             what,
         })
@@ -43,31 +76,51 @@ impl AtomicFile {
     /// Runs `write` on the file, reporting a failure as an error on `what`.
     pub fn write_with<T>(
         &mut self,
-        write: impl FnOnce(&mut std::fs::File) -> std::io::Result<T>,
+        write: impl FnOnce(&mut File) -> std::io::Result<T>,
     ) -> Result<T> {
-        let what = self.what;
-        write(self.temp.as_file_mut()).map_err(|e| Error::Io {
-            path: self.target.clone(),
-            action: what,
-            source: e,
-        })
+        let file = match &mut self.file {
+            Target::Temporary { temp, .. } => temp.as_file_mut(),
+            Target::Stream(file) => file,
+        };
+        write(file).map_err(|e| Error::io(&self.target, self.what, e))
     }
 
     /// Moves the finished file over its target.
-    pub fn commit(mut self) -> Result<()> {
-        self.temp
-            .as_file_mut()
-            .flush()
-            .map_err(|e| Error::io(&self.target, self.what, e))?;
-        self.temp.persist(&self.target).map_err(|e| {
-            Error::io(
-                &self.target,
-                "cannot move the finished file into place",
-                e.error,
-            )
-        })?;
+    pub fn commit(self) -> Result<()> {
+        match self.file {
+            Target::Temporary { mut temp, to } => {
+                temp.as_file_mut()
+                    .flush()
+                    .map_err(|e| Error::io(&self.target, self.what, e))?;
+                temp.persist(&to).map_err(|e| {
+                    Error::io(
+                        &self.target,
+                        "cannot move the finished file into place",
+                        e.error,
+                    )
+                })?;
+            }
+            Target::Stream(mut file) => file
+                .flush()
+                .map_err(|e| Error::io(&self.target, self.what, e))?,
+        }
         Ok(())
     }
+}
+
+/// A temporary file in the directory of `target`, after removing those of dead runs there.
+fn temporary_beside(target: &Path) -> Result<NamedTempFile> {
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    crate::spill::remove_dead_runs(parent, ".custagg-", false);
+    tempfile::Builder::new()
+        .prefix(&crate::spill::run_prefix(".custagg-"))
+        // An ordinary file: 0666 less the umask, like any file a command writes.
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(parent)
+        .map_err(|e| Error::io(parent, "cannot create a file in this directory", e))
 }
 
 #[cfg(test)]

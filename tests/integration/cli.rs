@@ -1,6 +1,9 @@
 //! The real binary: known answers on the sample, identical output whatever the threads and
 //! memory, bad input and its exit codes, the generator, and the stream fallback.
 
+use std::os::unix::fs::FileTypeExt;
+use std::process::Command;
+
 use crate::util::{Dir, custagg, run, sample};
 
 const HEADER: &str = "transactionId|custId|transactionDate|productSold|unitsSold\n";
@@ -595,4 +598,118 @@ fn the_unfinished_output_of_a_killed_run_is_removed_by_the_next_run() {
         dir.read("out.csv"),
         "customer_id,favourite_product,longest_streak\na,P,1\nb,Q,1\n"
     );
+}
+
+#[test]
+fn output_to_stdout_a_pipe_or_a_link_writes_there_and_replaces_nothing_else() {
+    let dir = Dir::new();
+    let source = generate(&dir, "gen.csv", 5_000, 500, 12);
+    let file_out = dir.path("file.csv");
+    let r = run(&[
+        "--source",
+        source.to_str().unwrap(),
+        "--output",
+        file_out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let expected = dir.read("file.csv");
+
+    // Standard output (a pipe here): the rows come out there; /dev/stdout stays what it was.
+    let before = std::fs::symlink_metadata("/dev/stdout")
+        .unwrap()
+        .file_type();
+    let r = run(&[
+        "--quiet",
+        "--source",
+        source.to_str().unwrap(),
+        "--output",
+        "/dev/stdout",
+    ]);
+    assert_eq!((r.code, r.stdout == expected), (0, true), "{}", r.stderr);
+    let generated = custagg()
+        .args([
+            "generate",
+            "--quiet",
+            "--rows",
+            "5000",
+            "--customers",
+            "500",
+            "--seed",
+            "12",
+        ])
+        .args(["--out", "/dev/stdout"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    assert!(generated.stdout == std::fs::read(&source).unwrap());
+    assert_eq!(
+        std::fs::symlink_metadata("/dev/stdout")
+            .unwrap()
+            .file_type(),
+        before
+    );
+
+    // A FIFO: written as the rows come, read by whoever opened it.
+    let fifo = dir.path("out.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let r = run(&[
+        "--source",
+        source.to_str().unwrap(),
+        "--output",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(reader.join().unwrap() == expected);
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+
+    // A link to a file: the file is replaced, the link stays.
+    let (real, link) = (dir.path("real.csv"), dir.path("link.csv"));
+    std::fs::write(&real, "old").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let r = run(&[
+        "--source",
+        source.to_str().unwrap(),
+        "--output",
+        link.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(dir.read("real.csv") == expected);
+
+    // A directory: refused before any work, and left alone.
+    let target = dir.path("a-directory");
+    std::fs::create_dir(&target).unwrap();
+    let r = run(&[
+        "--source",
+        source.to_str().unwrap(),
+        "--output",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("a-directory") && r.stderr.contains("directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(target.is_dir());
 }
