@@ -114,7 +114,8 @@ pub struct RunArgs {
     )]
     pub lock_timeout: f64,
 
-    /// Write the rows to this CSV file (sorted by customer_id) instead of PostgreSQL.
+    /// Write the rows to this CSV file (sorted by customer_id) instead of PostgreSQL; it appears
+    /// whole at the end or not at all. /dev/stdout or a pipe gets the rows as they come.
     #[arg(long, value_name = "FILE.csv", env = "CUSTAGG_OUTPUT")]
     pub output: Option<PathBuf>,
 
@@ -201,7 +202,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "S", env = "CUSTAGG_SEED", default_value_t = 1)]
     pub seed: u64,
 
-    /// The file to write (replaced atomically).
+    /// The file to write (replaced atomically; /dev/stdout or a pipe is written as it goes).
     #[arg(long, value_name = "FILE", env = "CUSTAGG_OUT")]
     pub out: PathBuf,
 

@@ -349,8 +349,8 @@ fn partitioner(source: &Source, header: &Header, config: &Config) -> Partitioner
 /// How many product codes the run's dictionary may hold: at most 65,536 (a catalogue's worth:
 /// beyond it, where codes repeat less, ids stop paying for their look-ups and the reduce's
 /// arrays by id stop fitting in cache), one per 4 KiB of the memory limit, and no more than keeps
-/// the dictionary and each worker's map of the ids it was given (about 64 bytes a code, and 56
-/// more per thread) within an eighth of it; later codes are written out as text.
+/// the dictionary and each worker's map of the ids it was given (about 64 bytes a code, and as
+/// much again per thread) within an eighth of it; later codes are written out as text.
 fn product_cap(memory_limit: u64, threads: usize) -> usize {
     let per_code = 512 * (threads as u64 + 1);
     (memory_limit / per_code.max(4096)).clamp(1024, 1 << 16) as usize
