@@ -1427,13 +1427,7 @@ mod tests {
         // Records of `count` fields of 0 to 40 bytes (so from a few bytes to 300, crossing the
         // window's 64- and 128-byte borders at every offset), with now and then a quote, a CR, a
         // CRLF line end or one delimiter too many or too few.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         let mut fast = 0;
         for count in 1..=8 {
             let mut data = Vec::new();
@@ -1457,14 +1451,7 @@ mod tests {
             let mut specials = Specials::new(&data, b'|');
             let mut spans = vec![(0, 0); count];
             let mut expected = vec![(0, 0); count];
-            let mut pos = 0;
-            while pos < data.len() {
-                while pos < data.len() && matches!(data[pos], b'\n' | b'\r') {
-                    pos += 1;
-                }
-                if pos == data.len() {
-                    break;
-                }
+            walk_records(&data, |pos| {
                 let plain = split_plain(&mut specials, pos, &mut expected);
                 if let Some(split) = window.split(pos, &mut spans) {
                     if plain.is_none() {
@@ -1476,13 +1463,38 @@ mod tests {
                     }
                     fast += 1;
                 }
-                pos = match plain {
+                match plain {
                     Some((next, _)) => next,
                     None => memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1),
-                };
-            }
+                }
+            });
         }
         assert!(fast > 5_000, "the window took only {fast} records");
+    }
+
+    /// Numbers below `n` from a xorshift generator started at `state`.
+    fn xorshift(mut state: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        }
+    }
+
+    /// Calls `visit` with the start of each record of `data` (blank lines skipped, as `parse`
+    /// does); it returns where the next one may start.
+    fn walk_records(data: &[u8], mut visit: impl FnMut(usize) -> usize) {
+        let mut pos = 0;
+        loop {
+            while pos < data.len() && matches!(data[pos], b'\n' | b'\r') {
+                pos += 1;
+            }
+            if pos == data.len() {
+                return;
+            }
+            pos = visit(pos);
+        }
     }
 
     /// Asserts that the record at `data[pos..]`, split by the window into `spans` with `split`
@@ -1513,13 +1525,7 @@ mod tests {
         // Records of 1 to 8 fields, each plain, quoted whole, or quoted around a delimiter, a
         // doubled quote, a line break or a CR, or quoted badly; LF or CRLF line ends. Every
         // record the window takes must be read as csv-core reads it, with well-formed quotes.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         let (mut fast, mut quoted_fast) = (0, 0);
         for count in 1..=8 {
             let mut data = Vec::new();
@@ -1550,34 +1556,23 @@ mod tests {
             }
             let mut window = Window::new(&data, b'|');
             let mut spans = vec![(0, 0); count];
-            let mut pos = 0;
-            while pos < data.len() {
-                while pos < data.len() && matches!(data[pos], b'\n' | b'\r') {
-                    pos += 1;
+            walk_records(&data, |pos| match window.split(pos, &mut spans) {
+                Some(split) => {
+                    assert_csv_core_agrees(&data, pos, split, &spans);
+                    fast += 1;
+                    quoted_fast += usize::from(data[pos..split.0].contains(&b'"'));
+                    split.0
                 }
-                if pos == data.len() {
-                    break;
+                None => {
+                    // Past this record as csv-core reads it (a bad one to its line end).
+                    let mut reader = csv_reader(b'|');
+                    reader.read_record(b"\n", &mut [], &mut []);
+                    let consumed = Fields::new().read(&mut reader, &data[pos..]);
+                    let line =
+                        memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1);
+                    consumed.map_or(line, |c| pos + c)
                 }
-                let end = match window.split(pos, &mut spans) {
-                    Some(split) => {
-                        assert_csv_core_agrees(&data, pos, split, &spans);
-                        fast += 1;
-                        quoted_fast += usize::from(data[pos..split.0].contains(&b'"'));
-                        split.0
-                    }
-                    None => {
-                        // Past this record as csv-core reads it (a bad one to its line end).
-                        let mut reader = csv_reader(b'|');
-                        reader.read_record(b"\n", &mut [], &mut []);
-                        let consumed = Fields::new().read(&mut reader, &data[pos..]);
-                        let line =
-                            memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1);
-                        consumed.map_or(line, |c| pos + c)
-                    }
-                };
-                // Keep the window's place valid: it only moves forwards.
-                pos = end;
-            }
+            });
         }
         assert!(
             fast > 5_000 && quoted_fast > 2_000,
