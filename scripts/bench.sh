@@ -5,8 +5,8 @@
 #   RUNS=5 scripts/bench.sh
 #   BIG=1 scripts/bench.sh          # also the 10 GB out-of-core run (200 M rows, 20 M customers)
 #   SHAPES=1 scripts/bench.sh       # also 190 MB files in other shapes: a 100,000-code catalogue,
-#                                   # every field quoted, rows in date order, UUID customer ids
-#                                   # (against DuckDB)
+#                                   # every field quoted, rows in date order, 3 rows in 10 from
+#                                   # one customer, UUID customer ids (against DuckDB)
 #
 # Needs the duckdb Python package (pip install duckdb; polars too, if installed) and /usr/bin/time. Data sets are made with
 # `custagg generate` into data/bench/ when missing. Every tool computes the same result (checked
@@ -196,20 +196,22 @@ echo "all results identical (cmp)"
 if [ "${SHAPES:-0}" = 1 ]; then
     # The same kind of data in shapes real files have, against DuckDB in the same minutes: a
     # large catalogue, every field quoted (as many exporters write), rows in date order (as
-    # transaction logs are), customer ids as UUIDs. Each shape is made once from `custagg
-    # generate` into data/bench/.
+    # transaction logs are), 3 rows in 10 from one walk-in "guest" customer, customer ids as
+    # UUIDs. Each shape is made once from `custagg generate` into data/bench/.
     base=$(dataset 4000000 400000 shape-base)
     made() { [ -f "$DATA/shape-$1.csv" ] || { "${@:2}" >"$DATA/shape-$1.tmp" && mv "$DATA/shape-$1.tmp" "$DATA/shape-$1.csv"; }; }
     made catalogue "$BIN" generate --quiet --rows 4000000 --customers 400000 --products 100000 \
         --seed 1 --out /dev/stdout
     made quoted awk 'BEGIN {FS = OFS = "|"} NR > 1 {for (i = 1; i <= NF; i++) $i = "\"" $i "\""} 1' "$base"
     made dated sh -c 'head -n 1 "$1"; tail -n +2 "$1" | sort -s -t "|" -k 3,3' sh "$base"
+    made guest awk 'BEGIN {FS = OFS = "|"} NR > 1 && NR % 10 < 3 {$2 = "0000000"} 1' "$base"
     made uuid awk 'BEGIN {FS = OFS = "|"} NR > 1 {n = $2 + 0; h = (n * 2654435761) % 4294967296
         $2 = sprintf("%08x-%04x-4%03x-8%03x-%012d", h, n % 65536, n % 4096, n * 7 % 4096, n)} 1' "$base"
     printf '\nshapes: 4,000,000 rows, 400,000 customers; %s runs each in turns, medians\n' "$RUNS"
     printf '%-38s %10s %10s %16s\n' shape "custagg s" "DuckDB s" "DuckDB time / it"
     for shape in "base:as generated (48 product codes)" "catalogue:100,000 product codes" \
-        "quoted:every field quoted" "dated:rows in date order" "uuid:customer ids as UUIDs (36 bytes)"; do
+        "quoted:every field quoted" "dated:rows in date order" \
+        "guest:3 rows in 10 from one walk-in customer" "uuid:customer ids as UUIDs (36 bytes)"; do
         name=${shape%%:*}
         SOURCE=$DATA/shape-$name.csv
         WARM=$SOURCE

@@ -12,10 +12,11 @@
 //! spill file. The hash is ahash with fixed seeds and the sample is drawn at fixed places, so a
 //! given input always partitions the same way.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::parse::Record;
 use crate::products::{ProductDict, ProductIds};
 use crate::reduce::prefix_key;
@@ -28,6 +29,10 @@ use crate::spill::{Spill, SpillDir};
 pub struct Partitioner {
     count: usize,
     kind: Kind,
+    /// Customers so frequent in the sample that each alone would fill a partition or more (a
+    /// walk-in "guest" id, say): workers sum their records as they come instead of keeping a
+    /// group for every visit (see [`PartitionWriter`]).
+    heavy: Arc<[Box<[u8]>]>,
 }
 
 #[derive(Clone)]
@@ -146,6 +151,7 @@ impl Partitioner {
     pub fn new(count: usize) -> Self {
         Partitioner {
             count: count.max(1),
+            heavy: Arc::new([]),
             kind: Kind::Hash(ahash::RandomState::with_seeds(
                 0x243f_6a88_85a3_08d3,
                 0x1319_8a2e_0370_7344,
@@ -166,6 +172,14 @@ impl Partitioner {
         debug_assert!(sample.iter().all(|s| !s.is_empty() && !s.contains(&0)));
         sample.sort_unstable();
         let count = count.max(1);
+        // Heavy: at least a partition's share of the sample (and 16 draws, so that chance alone
+        // does not make one).
+        let heavy_draws = (sample.len() / count).max(16);
+        let heavy: Arc<[Box<[u8]>]> = sample
+            .chunk_by(|a, b| a == b)
+            .filter(|run| count > 1 && run.len() >= heavy_draws)
+            .map(|run| run[0].clone())
+            .collect();
         let mut splitters: Vec<Box<[u8]>> = (1..count)
             .map(|i| sample[i * sample.len() / count].clone())
             .collect();
@@ -179,12 +193,18 @@ impl Partitioner {
             .collect();
         Partitioner {
             count: splitters.len() + 1,
+            heavy,
             kind: Kind::Ranges {
                 lookup: Lookup::new(&bounds[..splitters.len()]).map(Arc::new),
                 splitters: splitters.into(),
                 bounds: bounds.into(),
             },
         }
+    }
+
+    /// The customers found heavy in the sample (none for a hash partitioner).
+    pub fn heavy(&self) -> &[Box<[u8]>] {
+        &self.heavy
     }
 
     /// Number of partitions.
@@ -678,6 +698,11 @@ impl<'d> PartitionStore<'d> {
 }
 
 /// One worker's buffers, one per partition.
+///
+/// The records of a heavy customer (see [`Partitioner::heavy`]) are not kept as groups — a
+/// customer who is a tenth of the file would make one partition a tenth of it, more than the
+/// memory budget lets a reducer hold — but summed into one running total per product and a set
+/// of days, written out as a few groups at the end.
 pub struct PartitionWriter<'s, 'd> {
     store: &'s PartitionStore<'d>,
     partitioner: Partitioner,
@@ -685,6 +710,21 @@ pub struct PartitionWriter<'s, 'd> {
     block_size: usize,
     pending: PendingGroup,
     ids: ProductIds<'s>,
+    heavy: Vec<Heavy>,
+}
+
+/// A heavy customer's records so far, summed.
+struct Heavy {
+    customer: Box<[u8]>,
+    key: u64,
+    totals: HashMap<HeavyProduct, i64>,
+    days: HashSet<i32>,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+enum HeavyProduct {
+    Id(u32),
+    Text(Box<[u8]>),
 }
 
 impl<'s, 'd> PartitionWriter<'s, 'd> {
@@ -696,7 +736,18 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
         block_size: usize,
         products: &'s ProductDict,
     ) -> Self {
+        let heavy = partitioner
+            .heavy()
+            .iter()
+            .map(|customer| Heavy {
+                customer: customer.clone(),
+                key: prefix_key(customer),
+                totals: HashMap::new(),
+                days: HashSet::new(),
+            })
+            .collect();
         PartitionWriter {
+            heavy,
             ids: ProductIds::new(products),
             buffers: (0..partitioner.count())
                 .map(|_| Vec::with_capacity(block_size + 1024))
@@ -734,19 +785,28 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
 
     /// Encodes the pending group into its partition's buffer.
     fn flush_group(&mut self) -> Result<()> {
-        let pending = &mut self.pending;
-        if pending.customer_len == 0 {
+        if self.pending.customer_len == 0 {
             return Ok(()); // customers are never empty: nothing is pending
         }
+        if !self.heavy.is_empty() && self.absorb_heavy()? {
+            return Ok(());
+        }
+        let pending = &mut self.pending;
         let index = if pending.customer_len <= 8 {
             self.partitioner.partition_of_short(pending.customer_key)
         } else {
             self.partitioner.partition_of(&pending.long_customer)
         };
-        let buffer = &mut self.buffers[index];
         pending.days.sort_unstable(); // small differences: a byte a day
-        pending.encode(buffer);
+        pending.encode(&mut self.buffers[index]);
         self.pending.clear();
+        self.hand_over_if_full(index)
+    }
+
+    /// Hands partition `index`'s buffer to the store once it holds a block.
+    #[inline]
+    fn hand_over_if_full(&mut self, index: usize) -> Result<()> {
+        let buffer = &mut self.buffers[index];
         if buffer.len() >= self.block_size {
             let block = std::mem::replace(buffer, Vec::with_capacity(self.block_size + 1024));
             self.store.accept(index, block)?;
@@ -754,9 +814,90 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
         Ok(())
     }
 
+    /// Adds the pending group to its customer's sums when the customer is heavy; false when it
+    /// is not.
+    fn absorb_heavy(&mut self) -> Result<bool> {
+        let pending = &mut self.pending;
+        let (key, len, long) = (
+            pending.customer_key,
+            pending.customer_len,
+            &pending.long_customer,
+        );
+        let Some(heavy) = self
+            .heavy
+            .iter_mut()
+            .find(|h| is_held_text(key, len, || long, h.key, &h.customer))
+        else {
+            return Ok(false);
+        };
+        for p in &pending.products {
+            let product = match p.id {
+                Some(id) => HeavyProduct::Id(id),
+                None => {
+                    let text = &pending.product_bytes[p.start as usize..(p.start + p.len) as usize];
+                    HeavyProduct::Text(text.into())
+                }
+            };
+            let total = heavy.totals.entry(product).or_insert(0);
+            *total = total.checked_add(p.total).ok_or_else(|| Error::Overflow {
+                customer: String::from_utf8_lossy(&heavy.customer).into_owned(),
+                what: "the total units of a product",
+            })?;
+        }
+        heavy.days.extend(&pending.days);
+        pending.clear();
+        Ok(true)
+    }
+
+    /// Writes a heavy customer's sums as groups (each within the limits of a group).
+    fn write_heavy(&mut self, heavy: Heavy) -> Result<()> {
+        let index = self.partitioner.partition_of(&heavy.customer);
+        let totals: Vec<(HeavyProduct, i64)> = heavy.totals.into_iter().collect();
+        let mut days: Vec<i32> = heavy.days.into_iter().collect();
+        days.sort_unstable();
+        let (mut totals, mut days) = (&totals[..], &days[..]);
+        while !totals.is_empty() || !days.is_empty() {
+            // At most half a body of products (a text one costs up to 267 bytes), and days of
+            // at most 5 bytes each.
+            let mut size = 0;
+            let taken = totals
+                .iter()
+                .take(GROUP_LIMIT)
+                .take_while(|(product, _)| {
+                    size += match product {
+                        HeavyProduct::Id(_) => 15,
+                        HeavyProduct::Text(text) => 12 + text.len(),
+                    };
+                    size <= GROUP_BODY_LIMIT / 2
+                })
+                .count();
+            let (group, rest) = totals.split_at(taken);
+            let (group_days, rest_days) = days.split_at(days.len().min(GROUP_LIMIT));
+            let products = group.iter().map(|(product, total)| {
+                let product = match product {
+                    HeavyProduct::Id(id) => Product::Id(*id),
+                    HeavyProduct::Text(text) => Product::Text(text),
+                };
+                (product, *total)
+            });
+            encode_group(
+                &mut self.buffers[index],
+                &heavy.customer,
+                products,
+                group_days,
+            );
+            (totals, days) = (rest, rest_days);
+            self.hand_over_if_full(index)?;
+        }
+        Ok(())
+    }
+
     /// Hands the pending group and every non-empty buffer to the store.
     pub fn finish(mut self) -> Result<()> {
         self.flush_group()?;
+        for heavy in std::mem::take(&mut self.heavy) {
+            self.write_heavy(heavy)?;
+        }
         for (index, buffer) in self.buffers.into_iter().enumerate() {
             if !buffer.is_empty() {
                 self.store.accept(index, buffer)?;
@@ -1001,6 +1142,83 @@ mod tests {
             "{seen:?}"
         );
         assert!(!Partitioner::ranges(16, Vec::new()).is_ordered());
+        assert!(p.heavy().is_empty(), "no customer is a partition's worth");
+    }
+
+    #[test]
+    fn customers_of_a_partition_s_worth_of_the_sample_are_heavy() {
+        let guest: Box<[u8]> = Box::from(&b"0000000"[..]);
+        let long_guest: Box<[u8]> = Box::from(&b"WALK-IN-CUSTOMER"[..]);
+        let mut sample: Vec<Box<[u8]>> = (0..3_000)
+            .map(|i| format!("{:07}", 10_000 + i).into_bytes().into())
+            .collect();
+        sample.extend(std::iter::repeat_n(guest.clone(), 1_000));
+        sample.extend(std::iter::repeat_n(long_guest.clone(), 300));
+        // One of the ordinary customers drawn 15 times: under the floor of 16 draws.
+        sample.extend(std::iter::repeat_n(sample[5].clone(), 14));
+        assert_eq!(
+            Partitioner::ranges(16, sample.clone()).heavy(),
+            [guest, long_guest]
+        );
+        assert!(
+            Partitioner::ranges(1, sample).heavy().is_empty(),
+            "one partition holds all"
+        );
+        assert!(Partitioner::new(16).heavy().is_empty());
+    }
+
+    #[test]
+    fn a_heavy_customer_is_summed_into_a_few_groups() {
+        let dir = SpillDir::create(&std::env::temp_dir()).unwrap();
+        let store = PartitionStore::new(4, usize::MAX, &dir);
+        let mut sample: Vec<Box<[u8]>> = (0..100)
+            .map(|i| format!("c{i:03}").into_bytes().into())
+            .collect();
+        sample.extend(std::iter::repeat_n(Box::from(&b"guest"[..]), 100));
+        let partitioner = Partitioner::ranges(4, sample);
+        let products = ProductDict::new(2);
+        let mut writer = PartitionWriter::new(&store, partitioner, 1 << 10, &products);
+        // 600 visits of the guest between other customers', on 400 days, with 3 products
+        // (one of them beyond the dictionary), and a visit of another customer between each.
+        let codes = [&b"A"[..], b"B", b"A-LONG-PRODUCT-CODE"];
+        for i in 0..600 {
+            let record = Record::new(b"guest", codes[i % 3], (i % 400) as i32, 2);
+            writer.push(&record).unwrap();
+            writer
+                .push(&Record::new(
+                    format!("c{:03}", i % 100).as_bytes(),
+                    b"A",
+                    1,
+                    1,
+                ))
+                .unwrap();
+        }
+        writer.finish().unwrap();
+        let (mut guest_groups, mut totals, mut days) = (0, [0i64; 3], Vec::new());
+        for part in store.into_partitions() {
+            for block in part.into_blocks(&dir).unwrap() {
+                for group in EncodedGroups::new(&block).filter(|g| g.customer == b"guest") {
+                    guest_groups += 1;
+                    group.visit(
+                        |product, total| {
+                            let i = match product {
+                                Product::Id(id) => id as usize,
+                                Product::Text(text) => {
+                                    assert_eq!(text, codes[2]);
+                                    2
+                                }
+                            };
+                            totals[i] += total;
+                        },
+                        |day| days.push(day),
+                    );
+                }
+            }
+        }
+        assert_eq!(guest_groups, 2, "400 days: 255 and 145");
+        assert_eq!(totals, [400, 400, 400]);
+        days.sort_unstable();
+        assert_eq!(days, (0..400).collect::<Vec<i32>>());
     }
 
     #[test]

@@ -149,11 +149,13 @@ pub fn aggregate(
     let bad_rows = BadRows::new(config.max_bad_rows);
     let products = ProductDict::new(product_cap(config.memory_limit, config.threads));
     log::info!(
-        "{}: {} bytes; {} threads, {partitions} partitions, blocks of {block_size} bytes, \
-         {store_budget} bytes of records kept in memory at most",
+        "{}: {} bytes; {} threads, {partitions} partitions ({} heavy customers summed as they \
+         come), blocks of {block_size} bytes, {store_budget} bytes of records kept in memory at \
+         most",
         source.path().display(),
         source.len().map_or("unknown".into(), |n| n.to_string()),
-        config.threads
+        config.threads,
+        partitioner.heavy().len(),
     );
 
     // Parse and partition.

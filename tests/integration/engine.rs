@@ -208,13 +208,7 @@ proptest! {
 /// under a small memory limit, more than the run's dictionary takes (the rest travel as text).
 #[test]
 fn a_large_catalogue_matches_reference() {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % n
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let codes: Vec<String> = (0..3_000)
         .map(|i| match i % 3 {
             0 => format!("S{i}"),
@@ -233,15 +227,7 @@ fn a_large_catalogue_matches_reference() {
         })
         .collect();
     let dir = Dir::new();
-    let mut text = String::from("custId|transactionDate|productSold|unitsSold\n");
-    for tx in &rows {
-        let (y, m, d) = tx.date;
-        text += &format!(
-            "{}|{y}-{m:02}-{d:02}|{}|{}\n",
-            tx.customer, tx.product, tx.units
-        );
-    }
-    let file = dir.write("in.csv", &text);
+    let file = dir.write("in.csv", plain_file(&rows));
     let expected = expected_csv(&rows);
     // 1 MiB: a dictionary of 1,024 codes; the default: all 3,000 get ids.
     for (threads, memory_limit) in [(1, 1 << 20), (2, 1 << 20), (3, 1 << 30), (2, 1 << 30)] {
@@ -255,6 +241,67 @@ fn a_large_catalogue_matches_reference() {
         assert!(
             got == expected,
             "threads {threads}, memory limit {memory_limit}"
+        );
+    }
+}
+
+/// Numbers below `n` from a xorshift generator started at `state`.
+fn xorshift(mut state: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    }
+}
+
+/// `rows` as a `|`-delimited file with a header, nothing quoted.
+fn plain_file(rows: &[Tx]) -> String {
+    let mut text = String::from("custId|transactionDate|productSold|unitsSold\n");
+    for tx in rows {
+        let (y, m, d) = tx.date;
+        text += &format!(
+            "{}|{y}-{m:02}-{d:02}|{}|{}\n",
+            tx.customer, tx.product, tx.units
+        );
+    }
+    text
+}
+
+/// Two customers who are a third and a tenth of the rows (a walk-in "guest" id, and a long
+/// one), among a thousand others: summed as they come rather than kept as groups, in memory
+/// and spilled, by one thread or several.
+#[test]
+fn heavy_customers_match_reference() {
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+    let days = days_from((2012, 2, 20), 400);
+    let rows: Vec<Tx> = (0..60_000)
+        .map(|_| Tx {
+            customer: match next(30) {
+                0..=9 => "0000000".to_string(),
+                10..=12 => "WALK-IN-CUSTOMER-OF-STORE-7".to_string(),
+                _ => format!("{:07}", 10_000 + next(1_000)),
+            },
+            product: format!("P{}", next(40)),
+            date: days[next(400) as usize],
+            units: next(7) as i32 - 2,
+        })
+        .collect();
+    let dir = Dir::new();
+    let file = dir.write("in.csv", plain_file(&rows));
+    let expected = expected_csv(&rows);
+    for (threads, force_spill) in [(1, false), (2, true), (3, false)] {
+        let output = dir.path(&format!("out-{threads}-{force_spill}.csv"));
+        let mut config = Config::new(&file);
+        config.threads = threads;
+        config.force_spill = force_spill;
+        config.chunk_size = 64 << 10;
+        config.spill_dir = dir.root().to_path_buf();
+        custagg::run_to_csv(&config, &output, &custagg::progress::NoProgress).unwrap();
+        let got = std::fs::read_to_string(&output).unwrap();
+        assert!(
+            got == expected,
+            "threads {threads}, force_spill {force_spill}"
         );
     }
 }
