@@ -202,7 +202,7 @@ impl Partitioner {
         }
     }
 
-    /// The customers found heavy in the sample (none for a hash partitioner).
+    /// The customers found heavy in the sample, in byte order (none for a hash partitioner).
     pub fn heavy(&self) -> &[Box<[u8]>] {
         &self.heavy
     }
@@ -736,6 +736,7 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
         block_size: usize,
         products: &'s ProductDict,
     ) -> Self {
+        // In the sample's byte order, which sorts their keys too.
         let heavy = partitioner
             .heavy()
             .iter()
@@ -823,9 +824,11 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
             pending.customer_len,
             &pending.long_customer,
         );
-        let Some(heavy) = self
-            .heavy
+        // Sorted by key (the sample's order): the ones with this key, if any, start here.
+        let first = self.heavy.partition_point(|h| h.key < key);
+        let Some(heavy) = self.heavy[first..]
             .iter_mut()
+            .take_while(|h| h.key == key)
             .find(|h| is_held_text(key, len, || long, h.key, &h.customer))
         else {
             return Ok(false);

@@ -268,9 +268,10 @@ fn plain_file(rows: &[Tx]) -> String {
     text
 }
 
-/// Two customers who are a third and a tenth of the rows (a walk-in "guest" id, and a long
-/// one), among a thousand others: summed as they come rather than kept as groups, in memory
-/// and spilled, by one thread or several.
+/// Customers who are a third and a tenth of the rows each (a walk-in "guest" id, and long ones
+/// that share their first eight bytes with each other and with a light one), among a thousand
+/// others: summed as they come rather than kept as groups, in memory and spilled, by one thread
+/// or several.
 #[test]
 fn heavy_customers_match_reference() {
     let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
@@ -279,7 +280,10 @@ fn heavy_customers_match_reference() {
         .map(|_| Tx {
             customer: match next(30) {
                 0..=9 => "0000000".to_string(),
+                // Two heavy ones and a light one that share their first eight bytes.
                 10..=12 => "WALK-IN-CUSTOMER-OF-STORE-7".to_string(),
+                13..=15 => "WALK-IN-CUSTOMER-OF-STORE-8".to_string(),
+                16 if next(100) == 0 => "WALK-IN-CUSTOMER-OF-STORE-9".to_string(),
                 _ => format!("{:07}", 10_000 + next(1_000)),
             },
             product: format!("P{}", next(40)),
