@@ -172,14 +172,7 @@ impl Partitioner {
         debug_assert!(sample.iter().all(|s| !s.is_empty() && !s.contains(&0)));
         sample.sort_unstable();
         let count = count.max(1);
-        // Heavy: at least a partition's share of the sample (and 16 draws, so that chance alone
-        // does not make one).
-        let heavy_draws = (sample.len() / count).max(16);
-        let heavy: Arc<[Box<[u8]>]> = sample
-            .chunk_by(|a, b| a == b)
-            .filter(|run| count > 1 && run.len() >= heavy_draws)
-            .map(|run| run[0].clone())
-            .collect();
+        let heavy = heavy_of(&sample, count);
         let mut splitters: Vec<Box<[u8]>> = (1..count)
             .map(|i| sample[i * sample.len() / count].clone())
             .collect();
@@ -202,9 +195,18 @@ impl Partitioner {
         }
     }
 
-    /// The customers found heavy in the sample, in byte order (none for a hash partitioner).
+    /// The customers found heavy in the sample, in byte order (none for a hash partitioner
+    /// unless it was given a sample too).
     pub fn heavy(&self) -> &[Box<[u8]>] {
         &self.heavy
+    }
+
+    /// This partitioner, with the customers of `sample` (valid customer ids, drawn evenly from
+    /// some of the input, in any order) that are heavy in it.
+    pub fn with_heavy_from(mut self, mut sample: Vec<Box<[u8]>>) -> Self {
+        sample.sort_unstable();
+        self.heavy = heavy_of(&sample, self.count);
+        self
     }
 
     /// Number of partitions.
@@ -282,6 +284,18 @@ impl Partitioner {
         // Multiply-shift maps the hash onto [0, count) without a division.
         ((u128::from(hash) * self.count as u128) >> 64) as usize
     }
+}
+
+/// The customers of `sorted` (a sample, sorted) drawn at least a partition's share of times,
+/// and at least 16 times (so that chance alone does not make one), when there are `count`
+/// partitions; none when there is one.
+fn heavy_of(sorted: &[Box<[u8]>], count: usize) -> Arc<[Box<[u8]>]> {
+    let draws = (sorted.len() / count.max(1)).max(16);
+    sorted
+        .chunk_by(|a, b| a == b)
+        .filter(|run| count > 1 && run.len() >= draws)
+        .map(|run| run[0].clone())
+        .collect()
 }
 
 /// Most products or days one group holds before a new group is started.

@@ -136,7 +136,7 @@ pub fn aggregate(
     let (header, mut feed) = open_feed(&source, config)?;
     progress.start(Phase::Read, source.len());
 
-    let partitioner = partitioner(&source, &header, config);
+    let partitioner = partitioner(&source, &header, &feed, config);
     let partitions = partitioner.count();
     let store_budget = if config.force_spill {
         0
@@ -326,12 +326,30 @@ impl Failure {
 
 /// Ranges of customers cut at quantiles of a sample drawn evenly from a mapped source, so that
 /// the reduced partitions come out in output order; a hash for a stream, which cannot be sampled
-/// ahead of reading it. The sample is read with `pread`, not through the map, whose touched pages
-/// would count towards the peak memory.
-fn partitioner(source: &Source, header: &Header, config: &Config) -> Partitioner {
+/// ahead of reading it (beyond its first chunk, which still shows its heavy customers). The
+/// sample is read with `pread`, not through the map, whose touched pages would count towards the
+/// peak memory.
+fn partitioner(source: &Source, header: &Header, feed: &Feed<'_>, config: &Config) -> Partitioner {
     let count = partition_count(source.len(), config.memory_limit, config.threads);
     let Some(len) = source.len().filter(|&len| len > header.data_start as u64) else {
-        return Partitioner::new(count);
+        // A stream's first chunk, drawn from evenly, still shows a customer who is a large
+        // part of the input (see `Partitioner::heavy`).
+        let Feed::Stream {
+            first: Some(chunk), ..
+        } = feed
+        else {
+            return Partitioner::new(count);
+        };
+        let data = &chunk.data[..];
+        let draws = (data.len() / 32).clamp(1, 1024);
+        let sample = (0..draws)
+            .filter_map(|k| {
+                let from = data.len() * k / draws;
+                let bytes = &data[from..data.len().min(from + 2048)];
+                sample_customer(bytes, k == 0, &header.layout)
+            })
+            .collect();
+        return Partitioner::new(count).with_heavy_from(sample);
     };
     let span = len - header.data_start as u64;
     // About 16 per partition, and no more than the file has records (a small file's draws

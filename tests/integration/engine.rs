@@ -271,7 +271,7 @@ fn plain_file(rows: &[Tx]) -> String {
 /// Customers who are a third and a tenth of the rows each (a walk-in "guest" id, and long ones
 /// that share their first eight bytes with each other and with a light one), among a thousand
 /// others: summed as they come rather than kept as groups, in memory and spilled, by one thread
-/// or several.
+/// or several, from a file and from a stream.
 #[test]
 fn heavy_customers_match_reference() {
     let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
@@ -292,11 +292,23 @@ fn heavy_customers_match_reference() {
         })
         .collect();
     let dir = Dir::new();
-    let file = dir.write("in.csv", plain_file(&rows));
+    let text = plain_file(&rows);
+    let file = dir.write("in.csv", &text);
     let expected = expected_csv(&rows);
-    for (threads, force_spill) in [(1, false), (2, true), (3, false)] {
-        let output = dir.path(&format!("out-{threads}-{force_spill}.csv"));
-        let mut config = Config::new(&file);
+    // A file is sampled all over; a FIFO, read as a stream, in its first chunk.
+    for (threads, force_spill, fifo) in [
+        (1, false, false),
+        (2, true, false),
+        (3, false, false),
+        (2, true, true),
+    ] {
+        let output = dir.path(&format!("out-{threads}-{force_spill}-{fifo}.csv"));
+        let source = if fifo {
+            dir.fifo("in.fifo", text.clone().into_bytes())
+        } else {
+            file.clone()
+        };
+        let mut config = Config::new(&source);
         config.threads = threads;
         config.force_spill = force_spill;
         config.chunk_size = 64 << 10;
