@@ -173,6 +173,15 @@ impl Partitioner {
         sample.sort_unstable();
         let count = count.max(1);
         let heavy = heavy_of(&sample, count);
+        // Heavy customers hold next to nothing in their partitions (their rows are summed as
+        // they come): the ranges are cut among the others.
+        sample.retain(|s| heavy.binary_search(s).is_err());
+        if sample.is_empty() {
+            return Partitioner {
+                heavy,
+                ..Partitioner::new(count)
+            };
+        }
         let mut splitters: Vec<Box<[u8]>> = (1..count)
             .map(|i| sample[i * sample.len() / count].clone())
             .collect();
@@ -1175,13 +1184,28 @@ mod tests {
         sample.extend(std::iter::repeat_n(sample[5].clone(), 14));
         assert_eq!(
             Partitioner::ranges(16, sample.clone()).heavy(),
-            [guest, long_guest]
+            [guest.clone(), long_guest]
         );
         assert!(
-            Partitioner::ranges(1, sample).heavy().is_empty(),
+            Partitioner::ranges(1, sample.clone()).heavy().is_empty(),
             "one partition holds all"
         );
         assert!(Partitioner::new(16).heavy().is_empty());
+        // The ranges are cut among the others, evenly.
+        let p = Partitioner::ranges(16, sample.clone());
+        assert_eq!(p.count(), 16);
+        let mut seen = [0usize; 16];
+        for id in sample
+            .iter()
+            .filter(|s| s[0].is_ascii_digit() && **s != guest)
+        {
+            seen[p.partition_of(id)] += 1;
+        }
+        assert!(seen.iter().all(|&n| (150..250).contains(&n)), "{seen:?}");
+        // Only heavy customers: a hash partitioner that still knows them.
+        let p = Partitioner::ranges(16, vec![guest.clone(); 100]);
+        assert!(!p.is_ordered());
+        assert_eq!(p.heavy(), [guest]);
     }
 
     #[test]
