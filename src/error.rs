@@ -50,6 +50,14 @@ impl Error {
         }
     }
 
+    /// The `Overflow` error of a customer's total units of one product.
+    pub fn product_total_overflow(customer: &[u8]) -> Error {
+        Error::Overflow {
+            customer: String::from_utf8_lossy(customer).into_owned(),
+            what: "the total units of a product",
+        }
+    }
+
     /// Shorthand for an `Io` error.
     pub fn io(path: impl Into<PathBuf>, action: &'static str, source: io::Error) -> Error {
         Error::Io {

@@ -299,10 +299,13 @@ impl Partitioner {
 /// and at least 16 times (so that chance alone does not make one), when there are `count`
 /// partitions; none when there is one.
 fn heavy_of(sorted: &[Box<[u8]>], count: usize) -> Arc<[Box<[u8]>]> {
-    let draws = (sorted.len() / count.max(1)).max(16);
+    if count <= 1 {
+        return Arc::new([]);
+    }
+    let draws = (sorted.len() / count).max(16);
     sorted
         .chunk_by(|a, b| a == b)
-        .filter(|run| count > 1 && run.len() >= draws)
+        .filter(|run| run.len() >= draws)
         .map(|run| run[0].clone())
         .collect()
 }
@@ -647,7 +650,12 @@ impl PendingGroup {
             &self.long_customer,
             &mut short,
         );
-        let products = self.products.iter().map(|p| {
+        encode_group(buf, customer, self.products(), &self.days);
+    }
+
+    /// The group's products, each by its id or else its text, with its total.
+    fn products(&self) -> impl ExactSizeIterator<Item = (Product<'_>, i64)> {
+        self.products.iter().map(|p| {
             let product = match p.id {
                 Some(id) => Product::Id(id),
                 None => {
@@ -655,8 +663,7 @@ impl PendingGroup {
                 }
             };
             (product, p.total)
-        });
-        encode_group(buf, customer, products, &self.days);
+        })
     }
 
     fn clear(&mut self) {
@@ -744,10 +751,27 @@ struct Heavy {
     days: HashSet<i32>,
 }
 
+/// A [`Product`] that owns its text, to be kept across groups.
 #[derive(PartialEq, Eq, Hash)]
 enum HeavyProduct {
     Id(u32),
     Text(Box<[u8]>),
+}
+
+impl HeavyProduct {
+    fn of(product: Product<'_>) -> Self {
+        match product {
+            Product::Id(id) => HeavyProduct::Id(id),
+            Product::Text(text) => HeavyProduct::Text(text.into()),
+        }
+    }
+
+    fn as_product(&self) -> Product<'_> {
+        match self {
+            HeavyProduct::Id(id) => Product::Id(*id),
+            HeavyProduct::Text(text) => Product::Text(text),
+        }
+    }
 }
 
 impl<'s, 'd> PartitionWriter<'s, 'd> {
@@ -842,33 +866,21 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
     /// is not.
     fn absorb_heavy(&mut self) -> Result<bool> {
         let pending = &mut self.pending;
-        let (key, len, long) = (
-            pending.customer_key,
-            pending.customer_len,
-            &pending.long_customer,
-        );
+        let key = pending.customer_key;
         // Sorted by key (the sample's order): the ones with this key, if any, start here.
         let first = self.heavy.partition_point(|h| h.key < key);
         let Some(heavy) = self.heavy[first..]
             .iter_mut()
             .take_while(|h| h.key == key)
-            .find(|h| is_held_text(key, len, || long, h.key, &h.customer))
+            .find(|h| pending.is_of(h.key, &h.customer))
         else {
             return Ok(false);
         };
-        for p in &pending.products {
-            let product = match p.id {
-                Some(id) => HeavyProduct::Id(id),
-                None => {
-                    let text = &pending.product_bytes[p.start as usize..(p.start + p.len) as usize];
-                    HeavyProduct::Text(text.into())
-                }
-            };
-            let total = heavy.totals.entry(product).or_insert(0);
-            *total = total.checked_add(p.total).ok_or_else(|| Error::Overflow {
-                customer: String::from_utf8_lossy(&heavy.customer).into_owned(),
-                what: "the total units of a product",
-            })?;
+        for (product, sum) in pending.products() {
+            let total = heavy.totals.entry(HeavyProduct::of(product)).or_insert(0);
+            *total = total
+                .checked_add(sum)
+                .ok_or_else(|| Error::product_total_overflow(&heavy.customer))?;
         }
         heavy.days.extend(&pending.days);
         pending.clear();
@@ -899,13 +911,9 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
                 .count();
             let (group, rest) = totals.split_at(taken);
             let (group_days, rest_days) = days.split_at(days.len().min(GROUP_LIMIT));
-            let products = group.iter().map(|(product, total)| {
-                let product = match product {
-                    HeavyProduct::Id(id) => Product::Id(*id),
-                    HeavyProduct::Text(text) => Product::Text(text),
-                };
-                (product, *total)
-            });
+            let products = group
+                .iter()
+                .map(|(product, total)| (product.as_product(), *total));
             encode_group(
                 &mut self.buffers[index],
                 &heavy.customer,

@@ -149,10 +149,7 @@ pub fn reduce_partition_with(
                 |day| days.push(day),
             );
             if totals.overflow {
-                return Err(Error::Overflow {
-                    customer: String::from_utf8_lossy(customer_id).into_owned(),
-                    what: "the total units of a product",
-                });
+                return Err(Error::product_total_overflow(customer_id));
             }
             i += 1;
             prefetch(i);
