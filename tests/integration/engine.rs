@@ -4,6 +4,8 @@
 //! chunk sizes (so quoted line breaks straddle chunk borders); one and several threads, in memory
 //! and with every partition forced to spill.
 
+use std::path::Path;
+
 use proptest::prelude::*;
 
 use custagg::Config;
@@ -187,17 +189,14 @@ proptest! {
         // A file is mapped and partitioned by ranges of customers from a sample; a FIFO is read
         // as a stream, partitioned by a hash, and its runs merged.
         for (threads, force_spill, fifo) in [(1, false, false), (3, true, false), (2, false, false), (2, true, true)] {
-            let output = dir.path(&format!("out-{threads}-{force_spill}-{fifo}.csv"));
             let source = if fifo { dir.fifo("in.fifo", bytes.clone()) } else { file.clone() };
-            let mut config = Config::new(&source);
-            config.delimiter = (shape.delimiter as char).to_string().parse::<Delimiter>().unwrap();
-            config.threads = threads;
-            config.force_spill = force_spill;
-            config.chunk_size = chunk_size;
-            config.spill_dir = dir.root().to_path_buf();
-            let summary = custagg::run_to_csv(&config, &output, &custagg::progress::NoProgress).unwrap();
+            let (summary, got) = aggregate(&dir, &source, |config| {
+                config.delimiter = (shape.delimiter as char).to_string().parse::<Delimiter>().unwrap();
+                config.threads = threads;
+                config.force_spill = force_spill;
+                config.chunk_size = chunk_size;
+            });
             prop_assert_eq!(summary.rows_read, rows.len() as u64);
-            let got = std::fs::read_to_string(&output).unwrap();
             prop_assert_eq!(&got, &expected, "threads {} force_spill {} fifo {}", threads, force_spill, fifo);
         }
     }
@@ -231,18 +230,30 @@ fn a_large_catalogue_matches_reference() {
     let expected = expected_csv(&rows);
     // 1 MiB: a dictionary of 1,024 codes; the default: all 3,000 get ids.
     for (threads, memory_limit) in [(1, 1 << 20), (2, 1 << 20), (3, 1 << 30), (2, 1 << 30)] {
-        let output = dir.path(&format!("out-{threads}-{memory_limit}.csv"));
-        let mut config = Config::new(&file);
-        config.threads = threads;
-        config.memory_limit = memory_limit;
-        config.spill_dir = dir.root().to_path_buf();
-        custagg::run_to_csv(&config, &output, &custagg::progress::NoProgress).unwrap();
-        let got = std::fs::read_to_string(&output).unwrap();
+        let (_, got) = aggregate(&dir, &file, |config| {
+            config.threads = threads;
+            config.memory_limit = memory_limit;
+        });
         assert!(
             got == expected,
             "threads {threads}, memory limit {memory_limit}"
         );
     }
+}
+
+/// Runs the engine on `source` into a CSV file of `dir`, spilling into `dir`, with the settings
+/// `configure` makes; returns its summary and the file's text.
+fn aggregate(
+    dir: &Dir,
+    source: &Path,
+    configure: impl FnOnce(&mut Config),
+) -> (custagg::pipeline::Summary, String) {
+    let mut config = Config::new(source);
+    config.spill_dir = dir.root().to_path_buf();
+    configure(&mut config);
+    let output = dir.path("out.csv");
+    let summary = custagg::run_to_csv(&config, &output, &custagg::progress::NoProgress).unwrap();
+    (summary, std::fs::read_to_string(&output).unwrap())
 }
 
 /// Numbers below `n` from a xorshift generator started at `state`.
@@ -302,22 +313,19 @@ fn heavy_customers_match_reference() {
         (3, false, false),
         (2, true, true),
     ] {
-        let output = dir.path(&format!("out-{threads}-{force_spill}-{fifo}.csv"));
         let source = if fifo {
             dir.fifo("in.fifo", text.clone().into_bytes())
         } else {
             file.clone()
         };
-        let mut config = Config::new(&source);
-        config.threads = threads;
-        config.force_spill = force_spill;
-        config.chunk_size = 64 << 10;
-        config.spill_dir = dir.root().to_path_buf();
-        custagg::run_to_csv(&config, &output, &custagg::progress::NoProgress).unwrap();
-        let got = std::fs::read_to_string(&output).unwrap();
+        let (_, got) = aggregate(&dir, &source, |config| {
+            config.threads = threads;
+            config.force_spill = force_spill;
+            config.chunk_size = 64 << 10;
+        });
         assert!(
             got == expected,
-            "threads {threads}, force_spill {force_spill}"
+            "threads {threads}, force_spill {force_spill}, fifo {fifo}"
         );
     }
 }
