@@ -729,10 +729,10 @@ impl<'d> PartitionStore<'d> {
 
 /// One worker's buffers, one per partition.
 ///
-/// The records of a heavy customer (see [`Partitioner::heavy`]) are not kept as groups — a
-/// customer who is a tenth of the file would make one partition a tenth of it, more than the
-/// memory budget lets a reducer hold — but summed into one running total per product and a set
-/// of days, written out as a few groups at the end.
+/// The records of a heavy customer (see [`Partitioner::heavy`], and those a [`HeavyWatch`] finds
+/// as the rows come) are not kept as groups — a customer who is a tenth of the file would make
+/// one partition a tenth of it, more than the memory budget lets a reducer hold — but summed into
+/// one running total per product and a set of days, written out as a few groups at the end.
 pub struct PartitionWriter<'s, 'd> {
     store: &'s PartitionStore<'d>,
     partitioner: Partitioner,
@@ -740,7 +740,9 @@ pub struct PartitionWriter<'s, 'd> {
     block_size: usize,
     pending: PendingGroup,
     ids: ProductIds<'s>,
+    /// Heavy customers, sorted by prefix key.
     heavy: Vec<Heavy>,
+    watch: HeavyWatch,
 }
 
 /// A heavy customer's records so far, summed.
@@ -774,6 +776,101 @@ impl HeavyProduct {
     }
 }
 
+/// Finds the customers who turn out heavy as a worker's rows come, which neither a stream's
+/// first chunk nor a sample need show (a walk-in id that only appears later in a stream): every
+/// 32nd to 95th group — a stride drawn at random, so that no period of the data aliases with it —
+/// has its customer counted in a Misra–Gries summary of [`WATCH_SLOTS`] counters. Every customer
+/// of more than a 1/(`WATCH_SLOTS` + 1) share of the counted groups holds a counter, which
+/// undercounts it by at most that share. A customer counted at least a partition's share of the
+/// counted groups, and at least 16 times (the sample's rule, see `heavy_of`), is heavy from then
+/// on. The output does not depend on it: a heavy customer's sums are groups like any other's.
+struct HeavyWatch {
+    /// Groups until the next one counted.
+    countdown: u32,
+    random: u64,
+    counted: u64,
+    partitions: u64,
+    slots: Vec<WatchSlot>,
+}
+
+struct WatchSlot {
+    key: u64,
+    customer: Vec<u8>,
+    count: u64,
+}
+
+/// Counters of a [`HeavyWatch`].
+const WATCH_SLOTS: usize = 16;
+
+/// Most heavy customers a worker sums (the sample's included); beyond them it stops watching.
+const MOST_HEAVY: usize = 64;
+
+impl HeavyWatch {
+    fn new(partitions: usize) -> Self {
+        let mut watch = HeavyWatch {
+            countdown: 0,
+            random: 0x2545_f491_4f6c_dd1d,
+            counted: 0,
+            partitions: partitions as u64,
+            slots: Vec::with_capacity(WATCH_SLOTS),
+        };
+        watch.rewind();
+        watch
+    }
+
+    /// Whether this group is one to count (one partition holds every customer anyway).
+    #[inline]
+    fn is_due(&mut self) -> bool {
+        self.countdown -= 1;
+        if self.countdown > 0 {
+            return false;
+        }
+        self.rewind();
+        self.partitions > 1
+    }
+
+    fn rewind(&mut self) {
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        self.countdown = 32 + (self.random % 64) as u32;
+    }
+
+    /// Counts a group of `customer` (prefix key `key`); true when that makes it heavy.
+    fn count(&mut self, key: u64, customer: &[u8]) -> bool {
+        self.counted += 1;
+        let at = match self
+            .slots
+            .iter()
+            .position(|s| s.key == key && s.customer == customer)
+        {
+            Some(at) => at,
+            None if self.slots.len() < WATCH_SLOTS => {
+                self.slots.push(WatchSlot {
+                    key,
+                    customer: customer.to_vec(),
+                    count: 0,
+                });
+                self.slots.len() - 1
+            }
+            None => {
+                // Full: this group and one of every counter's go uncounted.
+                for slot in &mut self.slots {
+                    slot.count -= 1;
+                }
+                self.slots.retain(|s| s.count > 0);
+                return false;
+            }
+        };
+        self.slots[at].count += 1;
+        if self.slots[at].count < (self.counted / self.partitions).max(16) {
+            return false;
+        }
+        self.slots.swap_remove(at);
+        true
+    }
+}
+
 impl<'s, 'd> PartitionWriter<'s, 'd> {
     /// A writer into `store` that hands over blocks of about `block_size` bytes, with product
     /// ids from `products`.
@@ -796,6 +893,7 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
             .collect();
         PartitionWriter {
             heavy,
+            watch: HeavyWatch::new(partitioner.count()),
             ids: ProductIds::new(products),
             buffers: (0..partitioner.count())
                 .map(|_| Vec::with_capacity(block_size + 1024))
@@ -839,6 +937,11 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
         if !self.heavy.is_empty() && self.absorb_heavy()? {
             return Ok(());
         }
+        if self.watch.is_due() && self.heavy.len() < MOST_HEAVY && self.watch_pending() {
+            let absorbed = self.absorb_heavy()?;
+            debug_assert!(absorbed, "the pending group's customer was just made heavy");
+            return Ok(());
+        }
         let pending = &mut self.pending;
         let index = if pending.customer_len <= 8 {
             self.partitioner.partition_of_short(pending.customer_key)
@@ -860,6 +963,35 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
             self.store.accept(index, block)?;
         }
         Ok(())
+    }
+
+    /// Counts the pending group's customer in the watch; true when that made it heavy (it is
+    /// then one of `self.heavy`).
+    #[cold]
+    fn watch_pending(&mut self) -> bool {
+        let pending = &self.pending;
+        let mut short = [0; 8];
+        let key = pending.customer_key;
+        let customer = held_text(
+            key,
+            pending.customer_len,
+            &pending.long_customer,
+            &mut short,
+        );
+        if !self.watch.count(key, customer) {
+            return false;
+        }
+        let at = self.heavy.partition_point(|h| h.key < key);
+        self.heavy.insert(
+            at,
+            Heavy {
+                customer: customer.into(),
+                key,
+                totals: HashMap::new(),
+                days: HashSet::new(),
+            },
+        );
+        true
     }
 
     /// Adds the pending group to its customer's sums when the customer is heavy; false when it
@@ -1216,38 +1348,20 @@ mod tests {
         assert_eq!(p.heavy(), [guest]);
     }
 
-    #[test]
-    fn a_heavy_customer_is_summed_into_a_few_groups() {
-        let dir = SpillDir::create(&std::env::temp_dir()).unwrap();
-        let store = PartitionStore::new(4, usize::MAX, &dir);
-        let mut sample: Vec<Box<[u8]>> = (0..100)
-            .map(|i| format!("c{i:03}").into_bytes().into())
-            .collect();
-        sample.extend(std::iter::repeat_n(Box::from(&b"guest"[..]), 100));
-        let partitioner = Partitioner::ranges(4, sample);
-        let products = ProductDict::new(2);
-        let mut writer = PartitionWriter::new(&store, partitioner, 1 << 10, &products);
-        // 600 visits of the guest between other customers', on 400 days, with 3 products
-        // (one of them beyond the dictionary), and a visit of another customer between each.
-        let codes = [&b"A"[..], b"B", b"A-LONG-PRODUCT-CODE"];
-        for i in 0..600 {
-            let record = Record::new(b"guest", codes[i % 3], (i % 400) as i32, 2);
-            writer.push(&record).unwrap();
-            writer
-                .push(&Record::new(
-                    format!("c{:03}", i % 100).as_bytes(),
-                    b"A",
-                    1,
-                    1,
-                ))
-                .unwrap();
-        }
-        writer.finish().unwrap();
-        let (mut guest_groups, mut totals, mut days) = (0, [0i64; 3], Vec::new());
+    /// Of the groups in `store` whose customer is `customer`: how many, the totals of the
+    /// products of `codes` (id `i` is `codes[i]`; codes without an id must be `codes[2]`), and
+    /// the days, sorted.
+    fn groups_of(
+        customer: &[u8],
+        store: PartitionStore<'_>,
+        dir: &SpillDir,
+        codes: &[&[u8]; 3],
+    ) -> (usize, [i64; 3], Vec<i32>) {
+        let (mut groups, mut totals, mut days) = (0, [0i64; 3], Vec::new());
         for part in store.into_partitions() {
-            for block in part.into_blocks(&dir).unwrap() {
-                for group in EncodedGroups::new(&block).filter(|g| g.customer == b"guest") {
-                    guest_groups += 1;
+            for block in part.into_blocks(dir).unwrap() {
+                for group in EncodedGroups::new(&block).filter(|g| g.customer == customer) {
+                    groups += 1;
                     group.visit(
                         |product, total| {
                             let i = match product {
@@ -1264,10 +1378,75 @@ mod tests {
                 }
             }
         }
-        assert_eq!(guest_groups, 2, "400 days: 255 and 145");
-        assert_eq!(totals, [400, 400, 400]);
         days.sort_unstable();
+        (groups, totals, days)
+    }
+
+    /// `visits` visits of the guest, on 400 days, with 3 products (one of them beyond a
+    /// dictionary of two), each followed by a visit of one of 100 other customers.
+    fn write_guest_among_others(
+        writer: &mut PartitionWriter<'_, '_>,
+        codes: &[&[u8]; 3],
+        visits: usize,
+    ) {
+        for i in 0..visits {
+            let record = Record::new(b"guest", codes[i % 3], (i % 400) as i32, 2);
+            writer.push(&record).unwrap();
+            let other = format!("c{:03}", i % 100);
+            writer
+                .push(&Record::new(other.as_bytes(), b"A", 1, 1))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_heavy_customer_is_summed_into_a_few_groups() {
+        let dir = SpillDir::create(&std::env::temp_dir()).unwrap();
+        let store = PartitionStore::new(4, usize::MAX, &dir);
+        let mut sample: Vec<Box<[u8]>> = (0..100)
+            .map(|i| format!("c{i:03}").into_bytes().into())
+            .collect();
+        sample.extend(std::iter::repeat_n(Box::from(&b"guest"[..]), 100));
+        let partitioner = Partitioner::ranges(4, sample);
+        let products = ProductDict::new(2);
+        let mut writer = PartitionWriter::new(&store, partitioner, 1 << 10, &products);
+        let codes = [&b"A"[..], b"B", b"A-LONG-PRODUCT-CODE"];
+        write_guest_among_others(&mut writer, &codes, 600);
+        writer.finish().unwrap();
+        let (groups, totals, days) = groups_of(b"guest", store, &dir, &codes);
+        assert_eq!(groups, 2, "400 days: 255 and 145");
+        assert_eq!(totals, [400, 400, 400]);
         assert_eq!(days, (0..400).collect::<Vec<i32>>());
+    }
+
+    #[test]
+    fn a_customer_who_turns_out_heavy_is_summed_from_then_on() {
+        let dir = SpillDir::create(&std::env::temp_dir()).unwrap();
+        let products = ProductDict::new(2);
+        let codes = [&b"A"[..], b"B", b"A-LONG-PRODUCT-CODE"];
+        // Nothing known ahead (a stream's hash partitions): half the groups are the guest's.
+        let store = PartitionStore::new(4, usize::MAX, &dir);
+        let mut writer = PartitionWriter::new(&store, Partitioner::new(4), 1 << 10, &products);
+        write_guest_among_others(&mut writer, &codes, 30_000);
+        writer.finish().unwrap();
+        let (groups, totals, mut days) = groups_of(b"guest", store, &dir, &codes);
+        assert!(groups < 3_000, "{groups} of the guest's 30,000 groups kept");
+        assert_eq!(totals, [20_000; 3]);
+        days.dedup(); // the groups before it turned out heavy, and the sums after
+        assert_eq!(days, (0..400).collect::<Vec<i32>>());
+        // The others, one group in 100 each, stay groups.
+        let store = PartitionStore::new(4, usize::MAX, &dir);
+        let mut writer = PartitionWriter::new(&store, Partitioner::new(4), 1 << 10, &products);
+        write_guest_among_others(&mut writer, &codes, 30_000);
+        writer.finish().unwrap();
+        let (groups, _, _) = groups_of(b"c042", store, &dir, &[b"A", b"B", b"C"]);
+        assert_eq!(groups, 300);
+        // One partition holds every customer anyway.
+        let store = PartitionStore::new(1, usize::MAX, &dir);
+        let mut writer = PartitionWriter::new(&store, Partitioner::new(1), 1 << 10, &products);
+        write_guest_among_others(&mut writer, &codes, 3_000);
+        writer.finish().unwrap();
+        assert_eq!(groups_of(b"guest", store, &dir, &codes).0, 3_000);
     }
 
     #[test]

@@ -282,7 +282,8 @@ fn plain_file(rows: &[Tx]) -> String {
 /// Customers who are a third and a tenth of the rows each (a walk-in "guest" id, and long ones
 /// that share their first eight bytes with each other and with a light one), among a thousand
 /// others: summed as they come rather than kept as groups, in memory and spilled, by one thread
-/// or several, from a file and from a stream.
+/// or several, from a file and from a stream — also when they only appear in the second half, where
+/// neither the stream's first chunk nor, for the workers, the file's sample shows them.
 #[test]
 fn heavy_customers_match_reference() {
     let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
@@ -302,10 +303,21 @@ fn heavy_customers_match_reference() {
             units: next(7) as i32 - 2,
         })
         .collect();
+    let mut late = rows.clone();
+    for tx in &mut late[..30_000] {
+        if tx.customer == "0000000" || tx.customer.starts_with("WALK-IN") {
+            tx.customer = format!("{:07}", 10_000 + next(1_000));
+        }
+    }
+    check_heavy_customers(&rows);
+    check_heavy_customers(&late);
+}
+
+fn check_heavy_customers(rows: &[Tx]) {
     let dir = Dir::new();
-    let text = plain_file(&rows);
+    let text = plain_file(rows);
     let file = dir.write("in.csv", &text);
-    let expected = expected_csv(&rows);
+    let expected = expected_csv(rows);
     // A file is sampled all over; a FIFO, read as a stream, in its first chunk.
     for (threads, force_spill, fifo) in [
         (1, false, false),
