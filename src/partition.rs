@@ -231,12 +231,24 @@ impl Partitioner {
     /// The partition of `customer`.
     #[inline]
     pub fn partition_of(&self, customer: &[u8]) -> usize {
+        let key = prefix_key(customer);
         if customer.len() <= 8 {
-            return self.partition_of_short(prefix_key(customer));
+            return self.partition_of_short(key);
         }
         match &self.kind {
             Kind::Hash(hasher) => self.partition_of_hash(hasher.hash_one(customer)),
-            Kind::Ranges { splitters, .. } => splitters.partition_point(|s| **s <= *customer),
+            Kind::Ranges { splitters, .. } => {
+                // The splitters whose bounds are at or below the key are below the customer:
+                // those with a smaller key, and one that is the customer's first eight bytes.
+                // Only longer ones that share its key, which come next, need their bytes
+                // compared.
+                let below = self.partition_of_short(key);
+                below
+                    + splitters[below..]
+                        .iter()
+                        .take_while(|s| prefix_key(s) == key && ***s <= *customer)
+                        .count()
+            }
         }
     }
 
