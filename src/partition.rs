@@ -761,8 +761,19 @@ pub struct PartitionWriter<'s, 'd> {
 struct Heavy {
     customer: Box<[u8]>,
     key: u64,
-    totals: HashMap<HeavyProduct, i64>,
-    days: HashSet<i32>,
+    totals: HashMap<HeavyProduct, i64, ahash::RandomState>,
+    days: HashSet<i32, ahash::RandomState>,
+}
+
+impl Heavy {
+    fn new(customer: Box<[u8]>) -> Self {
+        Heavy {
+            key: prefix_key(&customer),
+            customer,
+            totals: HashMap::default(),
+            days: HashSet::default(),
+        }
+    }
 }
 
 /// A [`Product`] that owns its text, to be kept across groups.
@@ -896,12 +907,7 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
         let heavy = partitioner
             .heavy()
             .iter()
-            .map(|customer| Heavy {
-                customer: customer.clone(),
-                key: prefix_key(customer),
-                totals: HashMap::new(),
-                days: HashSet::new(),
-            })
+            .map(|customer| Heavy::new(customer.clone()))
             .collect();
         PartitionWriter {
             heavy,
@@ -994,15 +1000,7 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
             return false;
         }
         let at = self.heavy.partition_point(|h| h.key < key);
-        self.heavy.insert(
-            at,
-            Heavy {
-                customer: customer.into(),
-                key,
-                totals: HashMap::new(),
-                days: HashSet::new(),
-            },
-        );
+        self.heavy.insert(at, Heavy::new(customer.into()));
         true
     }
 
