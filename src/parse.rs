@@ -657,25 +657,32 @@ impl<'d> Window<'d> {
         let line_feeds = (self.line_feeds >> shift) as u64;
         if line_feeds != 0 {
             let len = line_feeds.trailing_zeros() as usize;
-            let inside = (1u64 << len) - 1;
-            let delimiters = (self.delimiters >> shift) as u64 & inside;
-            let odd = (self.odd >> shift) as u64 & inside;
-            if odd != 0 {
-                let quotes = (self.quotes >> shift) as u64 & inside;
-                return self.take_quoted_fields(start, len, delimiters, odd, quotes, spans);
-            }
-            return self.take_fields(start, len, delimiters, spans);
+            let inside = |mask: u128| (mask >> shift) as u64 & ((1u64 << len) - 1);
+            return self.take_record(start, len, inside, spans);
         }
         let line_feeds = self.line_feeds >> shift;
         if line_feeds == 0 {
             return None; // longer than the window, or the chunk's last record without a line end
         }
         let len = line_feeds.trailing_zeros() as usize;
-        let inside = (1u128 << len) - 1;
-        let delimiters = (self.delimiters >> shift) & inside;
-        let odd = (self.odd >> shift) & inside;
-        if odd != 0 {
-            let quotes = (self.quotes >> shift) & inside;
+        let inside = |mask: u128| (mask >> shift) & ((1u128 << len) - 1);
+        self.take_record(start, len, inside, spans)
+    }
+
+    /// Splits the record of `len` bytes at `start`, whose bits of a window mask `inside` gives
+    /// (bit `i`: `start + i`), by [`Window::take_fields`], or by [`Window::take_quoted_fields`]
+    /// when it holds quotes or a stray carriage return.
+    #[inline(always)]
+    fn take_record<M: MaskWord>(
+        &self,
+        start: usize,
+        len: usize,
+        inside: impl Fn(u128) -> M,
+        spans: &mut [(usize, usize)],
+    ) -> Option<(usize, usize)> {
+        let (delimiters, odd) = (inside(self.delimiters), inside(self.odd));
+        if !odd.is_zero() {
+            let quotes = inside(self.quotes);
             return self.take_quoted_fields(start, len, delimiters, odd, quotes, spans);
         }
         self.take_fields(start, len, delimiters, spans)

@@ -16,6 +16,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use rand_pcg::Pcg64Mcg;
+use rand_pcg::rand_core::Rng;
+
 use crate::error::{Error, Result};
 use crate::parse::Record;
 use crate::products::{ProductDict, ProductIds};
@@ -810,7 +813,7 @@ impl HeavyProduct {
 struct HeavyWatch {
     /// Groups until the next one counted.
     countdown: u32,
-    random: u64,
+    random: Pcg64Mcg,
     counted: u64,
     partitions: u64,
     slots: Vec<WatchSlot>,
@@ -832,7 +835,7 @@ impl HeavyWatch {
     fn new(partitions: usize) -> Self {
         let mut watch = HeavyWatch {
             countdown: 0,
-            random: 0x2545_f491_4f6c_dd1d,
+            random: Pcg64Mcg::new(0x2545_f491_4f6c_dd1d),
             counted: 0,
             partitions: partitions as u64,
             slots: Vec::with_capacity(WATCH_SLOTS),
@@ -853,10 +856,7 @@ impl HeavyWatch {
     }
 
     fn rewind(&mut self) {
-        self.random ^= self.random << 13;
-        self.random ^= self.random >> 7;
-        self.random ^= self.random << 17;
-        self.countdown = 32 + (self.random % 64) as u32;
+        self.countdown = 32 + (self.random.next_u64() % 64) as u32;
     }
 
     /// Counts a group of `customer` (prefix key `key`); true when that makes it heavy.
