@@ -6,7 +6,7 @@
 #     and no staging table or spill directory of the dead run is left after it;
 #   - PostgreSQL stopped (pg_ctl stop -m immediate) during the COPY;
 #   - a full disk under --spill-dir (tmpfs; needs root): for the partitions, and for the CSV
-#     sink's spill file of runs;
+#     sink's spilled runs;
 #   - hostile table names, and the statements the server saw;
 #   - passwords: wrong, refused connection, in a URL — never printed.
 # One line per trial; exits 1 if any trial fails.
@@ -125,8 +125,8 @@ if mount -t tmpfs -o size=1m tmpfs "$WORK/tiny" 2>/dev/null; then
         fail "spill disk full: exit $code, $files files left, target ${after%%:*} rows; message: $message"
     fi
     umount "$WORK/tiny"
-    # The same for the CSV sink's spill file of runs: a stream (hash partitions, runs merged at
-    # the end) whose partitions' spill fits the disk and whose runs' spill does not. One worker
+    # The same for the CSV sink's spilled runs: a stream (hash partitions, runs merged at the
+    # end) whose partitions' spill fits the disk and whose runs' spill does not. One worker
     # spills the same bytes every time; the report says how many.
     stream=("$BIN" --quiet --threads 1 --memory-limit 16MiB --output "$WORK/out.csv")
     "${stream[@]}" --source <(cat "$NEW") --spill-dir "$SPILL" --report "$WORK/report.json"
@@ -140,7 +140,7 @@ if mount -t tmpfs -o size=1m tmpfs "$WORK/tiny" 2>/dev/null; then
     message=$(cat "$WORK/err")
     files=$(find "$WORK/tiny" -mindepth 1 | wc -l)
     beside=$(find "$WORK" -maxdepth 1 -name '*out.csv*' | wc -l)
-    if [ "$code" = 1 ] && [[ "$message" == *"/runs: "*"No space left"* ]] && [ "$files" = 0 ] \
+    if [ "$code" = 1 ] && [[ "$message" == *"/partitions-"*"cannot spill the reduced rows"*"No space left"* ]] && [ "$files" = 0 ] \
         && [ "$(cat "$WORK/out.csv")" = "previous output" ] && [ "$beside" = 1 ]; then
         pass "runs' spill disk full (partitions spilled $spilled bytes on it first): exit $code, $files files left in it, the old output intact, no temporary file beside it; message: $message"
     else

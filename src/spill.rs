@@ -7,7 +7,8 @@
 //! appended at a place reserved for it: a file written front to back costs the kernel a third of
 //! what appending to a file per partition does (which also opened the partition's file for every
 //! block), and threads that do not share a file do not wait on its lock. A partition keeps the
-//! places of its blocks and reads them back together, so it gets whole records again.
+//! places of its blocks and reads them back together, so it gets whole records again. The CSV
+//! sink keeps the reduced runs that wait for their turn or for the merge in the same files.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -35,10 +36,22 @@ thread_local! {
 
 /// Where a spilled piece is: its lane's file, its offset there and its length.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Extent {
+pub(crate) struct Extent {
     lane: usize,
     at: u64,
     len: u64,
+}
+
+impl Extent {
+    /// The bytes `range` of this piece.
+    pub(crate) fn slice(self, range: std::ops::Range<usize>) -> Extent {
+        assert!(range.start <= range.end && range.end as u64 <= self.len);
+        Extent {
+            lane: self.lane,
+            at: self.at + range.start as u64,
+            len: range.len() as u64,
+        }
+    }
 }
 
 /// A lane's file of spilled partition blocks, and where the next block goes.
@@ -73,13 +86,20 @@ impl SpillDir {
         self.dir.path()
     }
 
+    /// Bytes written to the spill files so far.
+    pub fn written_bytes(&self) -> u64 {
+        let ends = self.lanes.iter().filter_map(OnceLock::get);
+        ends.map(|lane| lane.end.load(Ordering::Relaxed)).sum()
+    }
+
     /// The file of spilled partition blocks of `lane`.
     fn lane_path(&self, lane: usize) -> PathBuf {
         self.dir.path().join(format!("partitions-{lane}"))
     }
 
     /// Writes `blocks` one after the other into the calling thread's lane; returns where.
-    fn append(&self, blocks: &[&[u8]]) -> Result<Extent> {
+    /// `action` is what an error says could not be done.
+    pub(crate) fn append(&self, blocks: &[&[u8]], action: &'static str) -> Result<Extent> {
         let lane = LANE.with(|lane| *lane);
         let file = match self.lanes[lane].get() {
             Some(file) => file,
@@ -105,13 +125,9 @@ impl SpillDir {
         let start = file.end.fetch_add(len, Ordering::Relaxed);
         let mut at = start;
         for block in blocks {
-            file.file.write_all_at(block, at).map_err(|e| {
-                Error::io(
-                    self.lane_path(lane),
-                    "cannot write to the spill file (is the disk under --spill-dir full?)",
-                    e,
-                )
-            })?;
+            file.file
+                .write_all_at(block, at)
+                .map_err(|e| Error::io(self.lane_path(lane), action, e))?;
             at += block.len() as u64;
         }
         Ok(Extent {
@@ -121,8 +137,16 @@ impl SpillDir {
         })
     }
 
-    /// Reads the bytes of `extent` into `buf`.
-    fn read(&self, extent: Extent, buf: &mut [u8]) -> Result<()> {
+    /// The bytes of `extent`, read back.
+    pub(crate) fn read(&self, extent: Extent) -> Result<Vec<u8>> {
+        let mut buf = vec![0; extent.len as usize];
+        self.read_into(extent, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Reads the bytes of `extent` into `buf`, which is as long.
+    fn read_into(&self, extent: Extent, buf: &mut [u8]) -> Result<()> {
+        debug_assert_eq!(buf.len() as u64, extent.len);
         let file = self.lanes[extent.lane]
             .get()
             .expect("the extent was written");
@@ -214,7 +238,10 @@ impl Spill {
             .map(Vec::as_slice)
             .chain(std::iter::once(block))
             .collect();
-        let new = dir.append(&all)?;
+        let new = dir.append(
+            &all,
+            "cannot write to the spill file (is the disk under --spill-dir full?)",
+        )?;
         match self.extents.last_mut() {
             Some(last) if last.lane == new.lane && last.at + last.len == new.at => {
                 last.len += new.len;
@@ -233,7 +260,7 @@ impl Spill {
             let mut filled = 0;
             for extent in self.extents {
                 let len = extent.len as usize;
-                dir.read(extent, &mut bytes[filled..filled + len])?;
+                dir.read_into(extent, &mut bytes[filled..filled + len])?;
                 filled += len;
             }
             blocks.push(bytes);

@@ -8,7 +8,7 @@
 //! limit: the customers are cut into ranges at quantiles of the runs' indexes, every run is cut
 //! at the same customers, and each range is merged and formatted on its own, a few ranges at a
 //! time, then written in order. Runs stay in memory within the sink's
-//! budget and are appended to one spill file beyond it. The output is written to a temporary
+//! budget and are appended to the run's spill files beyond it. The output is written to a temporary
 //! file beside the target and renamed over it at the end, so a failed run never leaves a
 //! half-written file.
 
@@ -16,17 +16,16 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 
 use crate::atomic::AtomicFile;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::progress::Progress;
 use crate::reduce::{CustomerRow, Run, RunRows, prefix_key, sort_by_text};
-use crate::spill::SpillDir;
+use crate::spill::{Extent, SpillDir};
 
 /// The CSV header of the output.
 pub const HEADER: &str = "customer_id,favourite_product,longest_streak";
@@ -54,20 +53,21 @@ struct State {
     /// The customer of the last row written in order.
     last: Option<Box<[u8]>>,
     memory_bytes: usize,
-    /// The spill file that runs beyond the budget are appended to, and its length.
-    file: Option<(File, PathBuf)>,
-    file_len: u64,
 }
 
-/// A run (or its CSV) kept in memory (`bytes`), or stored in the spill file at `offset`.
+/// A run (or its CSV), kept in memory or spilled.
 struct StoredRun {
-    bytes: Option<Vec<u8>>,
-    offset: u64,
+    bytes: Stored,
     len: usize,
     index: Vec<(Box<[u8]>, usize)>,
     /// For a run of a range partition, the customers of its first and last rows (none when it is
     /// empty, or kept for the merge).
     bounds: Option<[Box<[u8]>; 2]>,
+}
+
+enum Stored {
+    Memory(Vec<u8>),
+    Spilled(Extent),
 }
 
 impl<'d> CsvSink<'d> {
@@ -87,8 +87,6 @@ impl<'d> CsvSink<'d> {
                 next: 0,
                 last: None,
                 memory_bytes: 0,
-                file: None,
-                file_len: 0,
             }),
         })
     }
@@ -126,12 +124,11 @@ impl<'d> CsvSink<'d> {
             let Some(mut stored) = state.early.remove(&next) else {
                 break;
             };
-            if stored.bytes.is_some() {
+            if let Stored::Memory(_) = stored.bytes {
                 state.memory_bytes -= stored.len;
             }
-            let spill = state.file.as_ref().map(|(file, _)| file);
             let bounds = stored.bounds.take();
-            let csv = stored.into_bytes(spill).map_err(|e| state.spill_error(e))?;
+            let csv = stored.into_bytes(self.dir)?;
             state.write_next(Cow::Owned(csv), bounds)?;
         }
         Ok(())
@@ -146,13 +143,10 @@ impl<'d> CsvSink<'d> {
             "every range partition's run was written in turn"
         );
         let threads = pool.current_num_threads();
-        let (merged, spill) = (&state.merged, state.file.as_ref().map(|(file, _)| file));
+        let (merged, dir) = (&state.merged, self.dir);
         let written = state
             .output
-            .write_with(|f| pool.install(|| write_merged(merged, spill, f, threads, progress)))?;
-        if let Some((_, path)) = &state.file {
-            let _ = std::fs::remove_file(path);
-        }
+            .write_with(|f| pool.install(|| write_merged(merged, dir, f, threads, progress)))??;
         progress.advance(state.rows - written);
         state.output.commit()?;
         Ok(state.rows)
@@ -160,7 +154,7 @@ impl<'d> CsvSink<'d> {
 }
 
 impl State {
-    /// Keeps `bytes` in memory within `budget`, else appends them to the spill file.
+    /// Keeps `bytes` in memory within `budget`, else appends them to the spill files.
     fn store(
         &mut self,
         dir: &SpillDir,
@@ -170,50 +164,19 @@ impl State {
         bounds: Option<[Box<[u8]>; 2]>,
     ) -> Result<StoredRun> {
         let len = bytes.len();
-        if self.memory_bytes + len <= budget {
+        let bytes = if self.memory_bytes + len <= budget {
             self.memory_bytes += len;
-            return Ok(StoredRun {
-                bytes: Some(bytes),
-                offset: 0,
-                len,
-                index,
-                bounds,
-            });
-        }
-        if self.file.is_none() {
-            let path = dir.path().join("runs");
-            let file = File::options()
-                .create_new(true)
-                .read(true)
-                .append(true)
-                .open(&path);
-            let file = file.map_err(|e| self.spill_error(e))?;
-            self.file = Some((file, path));
-        }
-        let offset = self.file_len;
-        let (file, _) = self.file.as_mut().expect("opened above");
-        let written = file.write_all(&bytes);
-        written.map_err(|e| self.spill_error(e))?;
-        self.file_len += len as u64;
+            Stored::Memory(bytes)
+        } else {
+            let action = "cannot spill the reduced rows (is the disk under --spill-dir full?)";
+            Stored::Spilled(dir.append(&[&bytes], action)?)
+        };
         Ok(StoredRun {
-            bytes: None,
-            offset,
+            bytes,
             len,
             index,
             bounds,
         })
-    }
-
-    fn spill_error(&self, e: io::Error) -> Error {
-        let path = self
-            .file
-            .as_ref()
-            .map_or_else(PathBuf::new, |(_, path)| path.clone());
-        Error::io(
-            &path,
-            "cannot use the spill file of runs (is the disk under --spill-dir full?)",
-            e,
-        )
     }
 
     /// Writes the CSV of the run whose turn it is, checking that it follows the last one.
@@ -232,32 +195,25 @@ impl State {
 }
 
 impl StoredRun {
-    /// The bytes `range` of the run, borrowed from memory or read from the spill file.
-    fn read<'a>(
-        &'a self,
-        file: Option<&File>,
-        range: std::ops::Range<usize>,
-    ) -> io::Result<Cow<'a, [u8]>> {
-        if let Some(bytes) = &self.bytes {
-            return Ok(Cow::Borrowed(&bytes[range]));
+    /// The bytes `range` of the run, borrowed from memory or read from the spill files.
+    fn read<'a>(&'a self, dir: &SpillDir, range: std::ops::Range<usize>) -> Result<Cow<'a, [u8]>> {
+        match &self.bytes {
+            Stored::Memory(bytes) => Ok(Cow::Borrowed(&bytes[range])),
+            Stored::Spilled(extent) => dir.read(extent.slice(range)).map(Cow::Owned),
         }
-        let file = file.expect("runs not in memory are in the spill file");
-        let mut buf = vec![0; range.len()];
-        file.read_exact_at(&mut buf, self.offset + range.start as u64)?;
-        Ok(Cow::Owned(buf))
     }
 
-    /// All the run's bytes: moved out of memory, or read from the spill file.
-    fn into_bytes(self, file: Option<&File>) -> io::Result<Vec<u8>> {
+    /// All the run's bytes: moved out of memory, or read from the spill files.
+    fn into_bytes(self, dir: &SpillDir) -> Result<Vec<u8>> {
         match self.bytes {
-            Some(bytes) => Ok(bytes),
-            None => self.read(file, 0..self.len).map(Cow::into_owned),
+            Stored::Memory(bytes) => Ok(bytes),
+            Stored::Spilled(extent) => dir.read(extent),
         }
     }
 
     /// Where each of `splits` (ascending customers) cuts the run: the offset of its first row
     /// whose customer is not below the split. Starts with 0 and ends with the run's length.
-    fn cuts(&self, file: Option<&File>, splits: &[&[u8]]) -> io::Result<Vec<usize>> {
+    fn cuts(&self, dir: &SpillDir, splits: &[&[u8]]) -> Result<Vec<usize>> {
         let mut cuts = Vec::with_capacity(splits.len() + 2);
         cuts.push(0);
         for &split in splits {
@@ -271,7 +227,7 @@ impl StoredRun {
             // The cut is among the rows from index entry i - 1 (below) to entry i.
             let from = self.index[i - 1].1;
             let to = self.index.get(i).map_or(self.len, |&(_, offset)| offset);
-            let span = self.read(file, from..to)?;
+            let span = self.read(dir, from..to)?;
             let mut rows = RunRows::new(&span);
             let mut below = 0; // bytes of the span's rows before the split
             while rows.next().is_some_and(|row| row.customer_id < split) {
@@ -284,38 +240,48 @@ impl StoredRun {
     }
 }
 
-/// Merges the runs of hash partitions into `file`; returns the number of rows written.
+/// Merges the runs of hash partitions into `file`; returns the number of rows written. Errors
+/// of writing `file` come out as the outer `Err`, those of reading runs back from `dir` as the
+/// inner one (each names its own file).
 fn write_merged(
     stored: &[StoredRun],
-    spill: Option<&File>,
+    dir: &SpillDir,
     file: &File,
     threads: usize,
     progress: &dyn Progress,
-) -> io::Result<u64> {
+) -> io::Result<Result<u64>> {
     if stored.is_empty() {
-        return Ok(0);
+        return Ok(Ok(0));
     }
     let splits = merge_splits(stored, threads);
-    let cuts: Vec<Vec<usize>> = stored
+    let cuts: Result<Vec<Vec<usize>>> = stored
         .par_iter()
-        .map(|run| run.cuts(spill, &splits))
-        .collect::<io::Result<_>>()?;
+        .map(|run| run.cuts(dir, &splits))
+        .collect();
+    let cuts = match cuts {
+        Ok(cuts) => cuts,
+        Err(e) => return Ok(Err(e)),
+    };
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut rows = 0;
     let all: Vec<usize> = (0..=splits.len()).collect();
     // A few ranges at a time, so that only their output waits in memory to be written in order.
     for wave in all.chunks(threads * 2) {
-        let merged: Vec<(Vec<u8>, u64)> = wave
+        let merged: Result<Vec<(Vec<u8>, u64)>> = wave
             .par_iter()
             .map(|&range| {
                 let spans: Vec<Cow<'_, [u8]>> = stored
                     .iter()
                     .zip(&cuts)
-                    .map(|(run, cuts)| run.read(spill, cuts[range]..cuts[range + 1]))
-                    .collect::<io::Result<_>>()?;
+                    .map(|(run, cuts)| run.read(dir, cuts[range]..cuts[range + 1]))
+                    .collect::<Result<_>>()?;
                 Ok(merge_range(&spans))
             })
-            .collect::<io::Result<_>>()?;
+            .collect();
+        let merged = match merged {
+            Ok(merged) => merged,
+            Err(e) => return Ok(Err(e)),
+        };
         for (bytes, n) in merged {
             out.write_all(&bytes)?;
             rows += n;
@@ -323,7 +289,7 @@ fn write_merged(
         }
     }
     out.flush()?;
-    Ok(rows)
+    Ok(Ok(rows))
 }
 
 /// Where to cut the customers into ranges merged apart: at quantiles of every run's indexed
@@ -439,7 +405,7 @@ mod tests {
     }
 
     /// A directory for the test, the spill directory in it, and the output's path.
-    fn place() -> (tempfile::TempDir, SpillDir, PathBuf) {
+    fn place() -> (tempfile::TempDir, SpillDir, std::path::PathBuf) {
         let parent = tempfile::tempdir().unwrap();
         let dir = SpillDir::create(parent.path()).unwrap();
         let out = parent.path().join("out.csv");
@@ -461,7 +427,7 @@ mod tests {
         sink.accept(run(&["d", "e"]), Some(2)).unwrap();
         sink.accept(run(&[]), Some(1)).unwrap();
         sink.accept(run(&["f"]), Some(4)).unwrap();
-        assert!(dir.path().join("runs").exists());
+        assert!(dir.written_bytes() > 0);
         sink.accept(run(&["B", "a"]), Some(0)).unwrap();
         sink.accept(run(&[]), Some(3)).unwrap();
         let pool = crate::pipeline::thread_pool(2).unwrap();
@@ -470,7 +436,6 @@ mod tests {
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(ids_of(&text), ["B", "a", "d", "e", "f"]);
         assert!(text.starts_with(HEADER));
-        assert!(!dir.path().join("runs").exists());
     }
 
     #[test]
@@ -488,6 +453,7 @@ mod tests {
         let sink = CsvSink::new(&out, &dir, 12).unwrap();
         sink.accept(run(&["a", "c", "e"]), None).unwrap();
         sink.accept(run(&["B", "d"]), None).unwrap(); // beyond the budget: on disk
+        assert!(dir.written_bytes() > 0);
         sink.accept(run(&[]), None).unwrap();
         let pool = crate::pipeline::thread_pool(2).unwrap();
         assert_eq!(sink.finish(&pool, &crate::progress::NoProgress).unwrap(), 5);
@@ -528,9 +494,6 @@ mod tests {
         );
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(ids_of(&text), all);
-        assert!(
-            !dir.path().join("runs").exists(),
-            "the spill file is removed"
-        );
+        assert!(dir.written_bytes() > 0, "the last runs were spilled");
     }
 }
