@@ -7,8 +7,8 @@
 //! merged at the end, which gives the global byte order whatever the thread count or memory
 //! limit: the customers are cut into ranges at quantiles of the runs' indexes, every run is cut
 //! at the same customers, and each range is merged and formatted on its own, a few ranges at a
-//! time, then written in order. Runs stay in memory within the sink's
-//! budget and are appended to the run's spill files beyond it. The output is written to a temporary
+//! time, then written in order. Runs stay in memory within the sink's budget and go to the
+//! run's spill files (those of the partitions) beyond it. The output is written to a temporary
 //! file beside the target and renamed over it at the end, so a failed run never leaves a
 //! half-written file.
 
@@ -65,6 +65,7 @@ struct StoredRun {
     bounds: Option<[Box<[u8]>; 2]>,
 }
 
+/// Where a stored run's bytes are.
 enum Stored {
     Memory(Vec<u8>),
     Spilled(Extent),
