@@ -387,9 +387,9 @@ fn draw_customers(
 /// An id pays for its look-up while the maps it is looked up in, and the reduce's arrays by id,
 /// stay in a core's cache: with 8,192 codes they take a few hundred KB. Beyond, each row's look-up
 /// waits on the far caches, and copying the code costs less (4 M rows, uniform catalogues, two
-/// threads: 100,000 codes 0.40 s with 65,536 ids, 0.30 s with 8,192; 1,000,000 codes 0.36 vs
-/// 0.29 s; 10,000 codes 0.25–0.29 vs 0.24 s). The ids go to the codes met first, which in a
-/// catalogue where a few codes sell most are likely to be those.
+/// threads, caps of 65,536 and 8,192: 100,000 codes 0.47 and 0.32 s, 1,000,000 codes 0.38 and
+/// 0.31 s, 10,000 codes 0.24 and 0.25 s; BENCHMARKS.md, session 9). The ids go to the codes met
+/// first, which in a catalogue where a few codes sell most are likely to be those.
 fn product_cap(memory_limit: u64, threads: usize) -> usize {
     let per_code = 512 * (threads as u64 + 1);
     (memory_limit / per_code.max(4096)).clamp(1024, 1 << 13) as usize
