@@ -491,6 +491,7 @@ impl<'s> Feed<'s> {
 fn open_feed<'s>(source: &'s Source, config: &Config) -> Result<(Header, Feed<'s>)> {
     if let Some(bytes) = source.bytes() {
         let header = read_header(source.path(), bytes, config.delimiter)?;
+        source.release(0..header.data_start);
         let specs = MappedChunks::unnumbered(bytes, header.data_start, config.chunk_size);
         return Ok((header, Feed::Mapped { bytes, specs }));
     }
