@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -245,7 +245,9 @@ pub fn aggregate(
     let products = Catalogue::new(products.into_texts());
     let customers = Mutex::new(0u64);
     let ordered = partitioner.is_ordered();
-    // Partitions are taken in order, one at a time, by each thread.
+    // Partitions are taken in order, one at a time, by each thread, as the memory they need to
+    // be reduced is free.
+    let budget = ReduceBudget::new(config.memory_limit / 2);
     let (sender, receiver) = crossbeam_channel::unbounded();
     for part in store.into_partitions().into_iter().enumerate() {
         sender.send(part).expect("the receiver is here");
@@ -253,7 +255,7 @@ pub fn aggregate(
     drop(sender);
     pool.in_place_scope(|scope| {
         for _ in 0..config.threads {
-            let (receiver, failure) = (receiver.clone(), &failure);
+            let (receiver, failure, budget) = (receiver.clone(), &failure, &budget);
             let (products, customers, on_run) = (&products, &customers, &on_run);
             scope.spawn(move |_| {
                 let mut scratch = Scratch::default();
@@ -263,6 +265,10 @@ pub fn aggregate(
                     }
                     crate::faults::point("reducing");
                     progress.advance(1);
+                    let _held = budget.take(reduce_need(part.memory_bytes(), part.file_bytes()));
+                    if failure.happened() {
+                        break;
+                    }
                     let reduced = part.into_blocks(spill).and_then(|blocks| {
                         let run = reduce_partition_with(&blocks, products, &mut scratch)?;
                         drop(blocks);
@@ -292,6 +298,61 @@ pub fn aggregate(
         copy_time: Duration::ZERO,
         peak_memory: peak_memory(),
     })
+}
+
+/// How much memory reducing a partition of `memory` bytes held in memory and `file` bytes
+/// spilled takes: the spilled bytes read back, and about as much again as the whole for its
+/// index, the radix sort's scratch and the reduced rows.
+fn reduce_need(memory: usize, file: u64) -> u64 {
+    2 * (memory as u64 + file) + file
+}
+
+/// The memory the reducers may hold at once. Partitions are about even, and with a large limit
+/// all threads' fit at once; with a small limit on a large input (few, large partitions — each
+/// worker keeps a buffer for every partition) they take turns rather than hold several times
+/// the limit together. A partition that alone needs more than the budget is reduced alone.
+struct ReduceBudget {
+    limit: u64,
+    /// Bytes taken, and by how many reducers.
+    taken: Mutex<(u64, usize)>,
+    given_back: Condvar,
+}
+
+/// Memory taken from a [`ReduceBudget`], given back when dropped.
+struct Held<'b> {
+    budget: &'b ReduceBudget,
+    bytes: u64,
+}
+
+impl ReduceBudget {
+    fn new(limit: u64) -> Self {
+        ReduceBudget {
+            limit,
+            taken: Mutex::new((0, 0)),
+            given_back: Condvar::new(),
+        }
+    }
+
+    /// Takes `bytes` once they fit beside what the others hold (at once when no one holds any).
+    fn take(&self, bytes: u64) -> Held<'_> {
+        let mut taken = self.taken.lock().expect("no panics while locked");
+        while taken.1 > 0 && taken.0 + bytes > self.limit {
+            taken = self.given_back.wait(taken).expect("no panics while locked");
+        }
+        *taken = (taken.0 + bytes, taken.1 + 1);
+        Held {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut taken = self.budget.taken.lock().expect("no panics while locked");
+        *taken = (taken.0 - self.bytes, taken.1 - 1);
+        self.budget.given_back.notify_all();
+    }
 }
 
 /// The first error of a phase's threads; the others see that one happened and stop early.
@@ -506,4 +567,38 @@ fn open_feed<'s>(source: &'s Source, config: &Config) -> Result<(Header, Feed<'s
         is_last: chunk.is_last,
     });
     Ok((header, Feed::Stream { first, rest }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn reducers_take_turns_when_their_partitions_do_not_fit_together() {
+        let budget = ReduceBudget::new(100);
+        let first = budget.take(60);
+        let second_taken = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let held = budget.take(60); // 120 > 100: waits for the first
+                second_taken.store(true, Ordering::SeqCst);
+                held
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(
+                !second_taken.load(Ordering::SeqCst),
+                "taken beside the first"
+            );
+            drop(first);
+            let second = waiter.join().unwrap();
+            assert!(second_taken.load(Ordering::SeqCst));
+            // Beside the second: what fits goes at once.
+            drop(budget.take(40));
+            drop(second);
+        });
+        // More than the whole budget, with no one holding any: at once.
+        drop(budget.take(1_000));
+        assert_eq!(*budget.taken.lock().unwrap(), (0, 0));
+    }
 }
