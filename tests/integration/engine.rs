@@ -282,8 +282,8 @@ fn plain_file(rows: &[Tx]) -> String {
 /// Customers who are a third and a tenth of the rows each (a walk-in "guest" id, and long ones
 /// that share their first eight bytes with each other and with a light one), among a thousand
 /// others: summed as they come rather than kept as groups, in memory and spilled, by one thread
-/// or several, from a file and from a stream — also when they only appear in the second half, where
-/// neither the stream's first chunk nor, for the workers, the file's sample shows them.
+/// or several, from a file and from a stream — also when they only appear in the second half,
+/// which a stream's first chunk does not show (the workers find them as the rows come).
 #[test]
 fn heavy_customers_match_reference() {
     let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
