@@ -249,10 +249,21 @@ pub fn aggregate(
     // be reduced is free.
     let budget = ReduceBudget::new(config.memory_limit / 2);
     let (sender, receiver) = crossbeam_channel::unbounded();
+    let mut most = 0;
     for part in store.into_partitions().into_iter().enumerate() {
+        most = most.max(reduce_need(part.1.memory_bytes(), part.1.file_bytes()));
         sender.send(part).expect("the receiver is here");
     }
     drop(sender);
+    if config.threads > 1 && 2 * most > budget.limit {
+        log::info!(
+            "the largest partition needs about {} MB to be reduced; two do not fit in half of \
+             --memory-limit ({} MB), so reducers take turns (a larger limit reduces them side \
+             by side)",
+            most >> 20,
+            budget.limit >> 20
+        );
+    }
     pool.in_place_scope(|scope| {
         for _ in 0..config.threads {
             let (receiver, failure, budget) = (receiver.clone(), &failure, &budget);
