@@ -497,7 +497,7 @@ const SMALL_BLOCK: u64 = 4 << 10;
 /// partitions of more source than the limit shares out to each thread (their reduce would
 /// outgrow it: a small limit on a large input); then of [`SMALL_BLOCK`], for four times as
 /// many (with `--memory-limit 16MiB`, the 10 GB file gets 512 partitions instead of 128, and
-/// peaks at 44 MB instead of 70).
+/// peaks at about 45 MB instead of 70).
 fn partition_count(source_len: Option<u64>, memory_limit: u64, threads: usize) -> usize {
     const SOURCE_PER_PARTITION: u64 = 4 << 20;
     let len = source_len.unwrap_or(64 << 30);
