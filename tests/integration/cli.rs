@@ -1,10 +1,12 @@
 //! The real binary: known answers on the sample, identical output whatever the threads and
 //! memory, bad input and its exit codes, the generator, and the stream fallback.
 
+use std::ffi::OsStr;
 use std::os::unix::fs::FileTypeExt;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use crate::util::{Dir, custagg, run, sample};
+use crate::util::{Dir, Run, custagg, run, sample};
 
 const HEADER: &str = "transactionId|custId|transactionDate|productSold|unitsSold\n";
 
@@ -54,21 +56,46 @@ fn sample_gives_the_known_answers_of_the_spec() {
     );
 }
 
-fn generate(dir: &Dir, name: &str, rows: u64, customers: u64, seed: u64) -> std::path::PathBuf {
+fn generate(dir: &Dir, name: &str, rows: u64, customers: u64, seed: u64) -> PathBuf {
     let out = dir.path(name);
-    let r = run(&[
-        "generate",
-        "--rows",
-        &rows.to_string(),
-        "--customers",
-        &customers.to_string(),
-        "--seed",
-        &seed.to_string(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let generated = generate_to(&out, rows, customers, seed);
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
     out
+}
+
+/// `custagg generate --quiet` of `rows` rows, `customers` customers and `seed` into `out`.
+fn generate_to(out: impl AsRef<OsStr>, rows: u64, customers: u64, seed: u64) -> Output {
+    let counts = [rows, customers, seed].map(|n| n.to_string());
+    custagg()
+        .args([
+            "generate",
+            "--quiet",
+            "--rows",
+            &counts[0],
+            "--customers",
+            &counts[1],
+        ])
+        .args(["--seed", &counts[2]])
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// custagg on `source` with `--output output` and the `extra` arguments.
+fn run_to(source: &Path, output: impl AsRef<OsStr>, extra: &[&str]) -> Run {
+    let mut args = vec![
+        OsStr::new("--source"),
+        source.as_os_str(),
+        OsStr::new("--output"),
+        output.as_ref(),
+    ];
+    args.extend(extra.iter().map(OsStr::new));
+    run(&args)
 }
 
 #[test]
@@ -88,16 +115,9 @@ fn output_is_identical_for_any_threads_memory_limit_and_spilling() {
     .enumerate()
     {
         let out = dir.path(&format!("out{i}.csv"));
-        let mut args = vec![
-            "--source",
-            source.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--spill-dir",
-            spill.to_str().unwrap(),
-        ];
+        let mut args = vec!["--spill-dir", spill.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let r = run(&args);
+        let r = run_to(&source, &out, &args);
         assert_eq!(r.code, 0, "{}", r.stderr);
         if extra.contains(&"--force-spill") {
             assert!(!r.stderr.contains(", 0 B spilled"), "{}", r.stderr);
@@ -130,12 +150,7 @@ fn generate_is_deterministic_and_looks_like_the_sample() {
     assert!(fields[0].ends_with(fields[1]));
     // Every customer appears, and some rows are repeated purchases.
     let out = dir.path("out.csv");
-    let r = run(&[
-        "--source",
-        dir.path("a.csv").to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let r = run_to(&dir.path("a.csv"), &out, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(dir.read("out.csv").lines().count(), 401);
     let mut lines: Vec<&str> = text.lines().collect();
@@ -155,19 +170,19 @@ fn first_bad_row_stops_the_run_with_file_line_column_and_exit_3() {
     let spill = dir.path("spill");
     std::fs::create_dir(&spill).unwrap();
     for threads in ["1", "2"] {
-        let r = run(&[
-            "--source",
-            source.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--threads",
-            threads,
-            "--chunk-size",
-            "8",
-            "--force-spill",
-            "--spill-dir",
-            spill.to_str().unwrap(),
-        ]);
+        let r = run_to(
+            &source,
+            &out,
+            &[
+                "--threads",
+                threads,
+                "--chunk-size",
+                "8",
+                "--force-spill",
+                "--spill-dir",
+                spill.to_str().unwrap(),
+            ],
+        );
         assert_eq!(
             std::fs::read_dir(&spill).unwrap().count(),
             0,
@@ -199,16 +214,12 @@ fn max_bad_rows_skips_into_the_rejects_file() {
     let out = dir.path("out.csv");
     let rejects = dir.path("rejects.csv");
     let args = |max: &str| {
-        run(&[
-            "--source",
-            source.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--max-bad-rows",
-            max,
-            "--rejects",
-            rejects.to_str().unwrap(),
-        ])
+        let rejects = rejects.to_str().unwrap();
+        run_to(
+            &source,
+            &out,
+            &["--max-bad-rows", max, "--rejects", rejects],
+        )
     };
     let r = args("2");
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -257,14 +268,7 @@ fn default_rejects_file_is_named_after_the_output() {
         "in.csv",
         with_header("1|a|2011-01-01|P|x\n2|a|2011-01-01|P|1\n"),
     );
-    let r = run(&[
-        "--source",
-        source.to_str().unwrap(),
-        "--output",
-        dir.path("out.csv").to_str().unwrap(),
-        "--max-bad-rows",
-        "5",
-    ]);
+    let r = run_to(&source, dir.path("out.csv"), &["--max-bad-rows", "5"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(dir.read("out.rejects.csv").contains("\n2,unitsSold,"));
 }
@@ -272,14 +276,7 @@ fn default_rejects_file_is_named_after_the_output() {
 fn fails_with(contents: &[u8], extra: &[&str], code: i32, needle: &str) {
     let dir = Dir::new();
     let source = dir.write("in.csv", contents);
-    let mut args = vec![
-        "--source",
-        source.to_str().unwrap(),
-        "--output",
-        dir.path("out.csv").to_str().unwrap().to_owned().leak(),
-    ];
-    args.extend_from_slice(extra);
-    let r = run(&args);
+    let r = run_to(&source, dir.path("out.csv"), extra);
     assert_eq!(r.code, code, "{}", r.stderr);
     assert!(r.stderr.contains(needle), "{:?} lacks {needle:?}", r.stderr);
     assert!(!r.stderr.contains("panicked"));
@@ -349,12 +346,7 @@ fn a_header_without_rows_gives_zero_customers() {
     let dir = Dir::new();
     let source = dir.write("in.csv", "custId|transactionDate|productSold|unitsSold");
     let out = dir.path("out.csv");
-    let r = run(&[
-        "--source",
-        source.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let r = run_to(&source, &out, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         dir.read("out.csv"),
@@ -385,12 +377,7 @@ fn a_fifo_is_read_as_a_stream_with_the_same_result() {
     let dir = Dir::new();
     let source = generate(&dir, "gen.csv", 20_000, 1_000, 11);
     let (file_out, fifo_out) = (dir.path("file.csv"), dir.path("fifo.csv"));
-    let r = run(&[
-        "--source",
-        source.to_str().unwrap(),
-        "--output",
-        file_out.to_str().unwrap(),
-    ]);
+    let r = run_to(&source, &file_out, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let fifo = dir.fifo("fifo", std::fs::read(&source).unwrap());
     let report = dir.path("report.json");
@@ -539,12 +526,7 @@ fn progress_is_drawn_on_a_terminal_and_nowhere_else() {
     assert!(drawn.contains("2000000 rows read"), "no summary: {drawn:?}");
 
     // Not a terminal: the summary only, no bar.
-    let r = run(&[
-        "--source",
-        source.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let r = run_to(&source, &out, &[]);
     assert!(!r.stderr.contains('['), "{}", r.stderr);
     assert!(r.stderr.contains("peak memory"), "{}", r.stderr);
 }
@@ -605,12 +587,7 @@ fn output_to_stdout_a_pipe_or_a_link_writes_there_and_replaces_nothing_else() {
     let dir = Dir::new();
     let source = generate(&dir, "gen.csv", 5_000, 500, 12);
     let file_out = dir.path("file.csv");
-    let r = run(&[
-        "--source",
-        source.to_str().unwrap(),
-        "--output",
-        file_out.to_str().unwrap(),
-    ]);
+    let r = run_to(&source, &file_out, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let expected = dir.read("file.csv");
 
@@ -618,28 +595,9 @@ fn output_to_stdout_a_pipe_or_a_link_writes_there_and_replaces_nothing_else() {
     let before = std::fs::symlink_metadata("/dev/stdout")
         .unwrap()
         .file_type();
-    let r = run(&[
-        "--quiet",
-        "--source",
-        source.to_str().unwrap(),
-        "--output",
-        "/dev/stdout",
-    ]);
+    let r = run_to(&source, "/dev/stdout", &["--quiet"]);
     assert_eq!((r.code, r.stdout == expected), (0, true), "{}", r.stderr);
-    let generated = custagg()
-        .args([
-            "generate",
-            "--quiet",
-            "--rows",
-            "5000",
-            "--customers",
-            "500",
-            "--seed",
-            "12",
-        ])
-        .args(["--out", "/dev/stdout"])
-        .output()
-        .unwrap();
+    let generated = generate_to("/dev/stdout", 5_000, 500, 12);
     assert!(generated.status.success());
     assert!(generated.stdout == std::fs::read(&source).unwrap());
     assert_eq!(
@@ -662,12 +620,7 @@ fn output_to_stdout_a_pipe_or_a_link_writes_there_and_replaces_nothing_else() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
     };
-    let r = run(&[
-        "--source",
-        source.to_str().unwrap(),
-        "--output",
-        fifo.to_str().unwrap(),
-    ]);
+    let r = run_to(&source, &fifo, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(reader.join().unwrap() == expected);
     assert!(
@@ -681,12 +634,7 @@ fn output_to_stdout_a_pipe_or_a_link_writes_there_and_replaces_nothing_else() {
     let (real, link) = (dir.path("real.csv"), dir.path("link.csv"));
     std::fs::write(&real, "old").unwrap();
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let r = run(&[
-        "--source",
-        source.to_str().unwrap(),
-        "--output",
-        link.to_str().unwrap(),
-    ]);
+    let r = run_to(&source, &link, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         std::fs::symlink_metadata(&link)
@@ -699,12 +647,7 @@ fn output_to_stdout_a_pipe_or_a_link_writes_there_and_replaces_nothing_else() {
     // A directory: refused before any work, and left alone.
     let target = dir.path("a-directory");
     std::fs::create_dir(&target).unwrap();
-    let r = run(&[
-        "--source",
-        source.to_str().unwrap(),
-        "--output",
-        target.to_str().unwrap(),
-    ]);
+    let r = run_to(&source, &target, &[]);
     assert_eq!(r.code, 1);
     assert!(
         r.stderr.contains("a-directory") && r.stderr.contains("directory"),
