@@ -57,6 +57,13 @@ pub fn generate(config: &GenerateConfig) -> Result<u64> {
 struct Draw(Pcg64Mcg);
 
 impl Draw {
+    /// The draws of `seed`.
+    fn new(seed: u64) -> Self {
+        Draw(Pcg64Mcg::new(
+            (u128::from(seed) << 64) | 0x5851_f42d_4c95_7f2d,
+        ))
+    }
+
     /// A number in `[0, n)`, by multiply-shift (no bias worth naming for n far below 2^64).
     fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.0.next_u64()) * u128::from(n)) >> 64) as u64
@@ -68,10 +75,15 @@ impl Draw {
     }
 }
 
+/// Numbers below `n`, drawn from `seed`: the tests' random inputs.
+#[cfg(test)]
+pub(crate) fn draws(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut draw = Draw::new(seed);
+    move |n| draw.below(n)
+}
+
 fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<u64> {
-    let mut draw = Draw(Pcg64Mcg::new(
-        (u128::from(config.seed) << 64) | 0x5851_f42d_4c95_7f2d,
-    ));
+    let mut draw = Draw::new(config.seed);
     let customers = config.customers;
     let id_width = (customers + 10_000).to_string().len().max(7);
     let stride = coprime_stride(customers);

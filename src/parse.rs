@@ -1292,6 +1292,7 @@ pub fn check_units(value: &[u8]) -> Result<i32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generate::draws;
     use std::borrow::Cow;
 
     const HEADER: &[u8] = b"transactionId|custId|transactionDate|productSold|unitsSold\n";
@@ -1399,15 +1400,12 @@ mod tests {
 
     #[test]
     fn class_masks_agree_with_a_plain_loop() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = draws(0x9e37_79b9_7f4a_7c15);
         for _ in 0..2000 {
             let mut window = [0u8; 64];
             for b in &mut window {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
                 *b = *[b'|', b'\n', b'"', b'\r', b'a', 0xff, b',']
-                    .get(state as usize % 10)
+                    .get(next(10) as usize)
                     .unwrap_or(&b'x');
             }
             let mut expected = [0u64; 4];
@@ -1434,7 +1432,7 @@ mod tests {
         // Records of `count` fields of 0 to 40 bytes (so from a few bytes to 300, crossing the
         // window's 64- and 128-byte borders at every offset), with now and then a quote, a CR, a
         // CRLF line end or one delimiter too many or too few.
-        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
+        let mut next = draws(0x2545_f491_4f6c_dd1d);
         let mut fast = 0;
         for count in 1..=8 {
             let mut data = Vec::new();
@@ -1477,16 +1475,6 @@ mod tests {
             });
         }
         assert!(fast > 5_000, "the window took only {fast} records");
-    }
-
-    /// Numbers below `n` from a xorshift generator started at `state`.
-    fn xorshift(mut state: u64) -> impl FnMut(u64) -> u64 {
-        move |n| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        }
     }
 
     /// Calls `visit` with the start of each record of `data` (blank lines skipped, as `parse`
@@ -1532,7 +1520,7 @@ mod tests {
         // Records of 1 to 8 fields, each plain, quoted whole, or quoted around a delimiter, a
         // doubled quote, a line break or a CR, or quoted badly; LF or CRLF line ends. Every
         // record the window takes must be read as csv-core reads it, with well-formed quotes.
-        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
+        let mut next = draws(0x9e37_79b9_7f4a_7c15);
         let (mut fast, mut quoted_fast) = (0, 0);
         for count in 1..=8 {
             let mut data = Vec::new();
@@ -1882,21 +1870,16 @@ mod tests {
     #[test]
     fn specials_are_every_delimiter_quote_cr_and_lf_in_order_from_any_start() {
         // Lengths around the 64-byte window, specials at pseudo-random places, bytes above 0x7f.
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = draws(0x2545_f491_4f6c_dd1d);
         for len in (0..200).chain([255, 256, 257]) {
             let data: Vec<u8> = (0..len)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    match state % 16 {
-                        0 => b'|',
-                        1 => b'"',
-                        2 => b'\r',
-                        3 => b'\n',
-                        4 => 0x80 | b'|',
-                        _ => b'a' + (state % 7) as u8,
-                    }
+                .map(|_| match next(16) {
+                    0 => b'|',
+                    1 => b'"',
+                    2 => b'\r',
+                    3 => b'\n',
+                    4 => 0x80 | b'|',
+                    _ => b'a' + next(7) as u8,
                 })
                 .collect();
             let expected: Vec<usize> = (0..len)

@@ -420,13 +420,8 @@ mod tests {
 
     #[test]
     fn every_page_is_given_back_once_all_its_ranges_are_done() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n) as usize
-        };
+        let mut draw = crate::generate::draws(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: u64| draw(n) as usize;
         for round in 0..200 {
             // Ranges of a few bytes to a few pages, done in a random order.
             let mut ranges = Vec::new();
