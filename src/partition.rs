@@ -234,9 +234,8 @@ impl Partitioner {
     /// The partition of `customer`.
     #[inline]
     pub fn partition_of(&self, customer: &[u8]) -> usize {
-        let key = prefix_key(customer);
         if customer.len() <= 8 {
-            return self.partition_of_short(key);
+            return self.partition_of_short(prefix_key(customer));
         }
         match &self.kind {
             Kind::Hash(hasher) => self.partition_of_hash(hasher.hash_one(customer)),
@@ -245,6 +244,7 @@ impl Partitioner {
                 // those with a smaller key, and one that is the customer's first eight bytes.
                 // Only longer ones that share its key, which come next, need their bytes
                 // compared.
+                let key = prefix_key(customer);
                 let below = self.partition_of_short(key);
                 below
                     + splitters[below..]
@@ -317,12 +317,18 @@ fn heavy_of(sorted: &[Box<[u8]>], count: usize) -> Arc<[Box<[u8]>]> {
     if count <= 1 {
         return Arc::new([]);
     }
-    let draws = (sorted.len() / count).max(16);
+    let draws = heavy_draws(sorted.len() as u64, count as u64) as usize;
     sorted
         .chunk_by(|a, b| a == b)
         .filter(|run| run.len() >= draws)
         .map(|run| run[0].clone())
         .collect()
+}
+
+/// How many of `drawn` draws make a customer heavy among `partitions` (more than one): a
+/// partition's share, and at least 16, so that chance alone does not make one.
+fn heavy_draws(drawn: u64, partitions: u64) -> u64 {
+    (drawn / partitions).max(16)
 }
 
 /// Most products or days one group holds before a new group is started.
@@ -808,8 +814,8 @@ impl HeavyProduct {
 /// has its customer counted in a Misra–Gries summary of [`WATCH_SLOTS`] counters. Every customer
 /// of more than a 1/(`WATCH_SLOTS` + 1) share of the counted groups holds a counter, which
 /// undercounts it by at most that share. A customer counted at least a partition's share of the
-/// counted groups, and at least 16 times (the sample's rule, see `heavy_of`), is heavy from then
-/// on. The output does not depend on it: a heavy customer's sums are groups like any other's.
+/// counted groups, and at least 16 times (the sample's rule, [`heavy_draws`]), is heavy from
+/// then on. The output does not depend on it: a heavy customer's sums are groups like any other's.
 struct HeavyWatch {
     /// Groups until the next one counted.
     countdown: u32,
@@ -886,7 +892,7 @@ impl HeavyWatch {
             }
         };
         self.slots[at].count += 1;
-        if self.slots[at].count < (self.counted / self.partitions).max(16) {
+        if self.slots[at].count < heavy_draws(self.counted, self.partitions) {
             return false;
         }
         self.slots.swap_remove(at);
