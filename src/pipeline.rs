@@ -146,8 +146,8 @@ pub fn aggregate(
     let store = PartitionStore::new(partitions, store_budget, spill);
     // At least MIN_BLOCK, unless buffers of that size for every partition do not fit (see
     // `partition_count`).
-    let buffers = 4 * (config.threads * partitions) as u64;
-    let least = if buffers * MIN_BLOCK <= config.memory_limit {
+    let least = if partitions as u64 <= buffers_fit(config.memory_limit, config.threads, MIN_BLOCK)
+    {
         MIN_BLOCK
     } else {
         SMALL_BLOCK
@@ -502,15 +502,19 @@ fn partition_count(source_len: Option<u64>, memory_limit: u64, threads: usize) -
     const SOURCE_PER_PARTITION: u64 = 4 << 20;
     let len = source_len.unwrap_or(64 << 30);
     let wanted = len.div_ceil(SOURCE_PER_PARTITION).next_power_of_two();
-    let most = |block: u64| {
-        let buffers_fit = (memory_limit / (4 * threads as u64 * block)).max(1);
-        1u64 << buffers_fit.ilog2() // a power of two, like `wanted`
-    };
+    // A power of two, like `wanted`.
+    let most = |block: u64| 1u64 << buffers_fit(memory_limit, threads, block).max(1).ilog2();
     let mut count = wanted.min(most(MIN_BLOCK));
     if len / count > memory_limit / threads as u64 {
         count = wanted.min(most(SMALL_BLOCK));
     }
     (count.min(4096) as usize).max(threads * 4)
+}
+
+/// How many partitions every worker can keep a buffer of `block` bytes for within a quarter of
+/// `memory_limit`.
+fn buffers_fit(memory_limit: u64, threads: usize, block: u64) -> u64 {
+    memory_limit / (4 * threads as u64 * block)
 }
 
 /// One worker's side of the parse: good rows into its partition buffers, bad rows to the collector.
