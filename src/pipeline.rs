@@ -258,9 +258,12 @@ pub fn aggregate(
     let budget = ReduceBudget::new(config.memory_limit / 2);
     let (sender, receiver) = crossbeam_channel::unbounded();
     let mut most = 0;
-    for part in store.into_partitions().into_iter().enumerate() {
-        most = most.max(reduce_need(part.1.memory_bytes(), part.1.file_bytes()));
-        sender.send(part).expect("the receiver is here");
+    for (place, part) in store.into_partitions().into_iter().enumerate() {
+        let need = reduce_need(part.memory_bytes(), part.file_bytes());
+        most = most.max(need);
+        sender
+            .send((place, part, need))
+            .expect("the receiver is here");
     }
     drop(sender);
     if config.threads > 1 && 2 * most > budget.limit {
@@ -278,13 +281,13 @@ pub fn aggregate(
             let (products, customers, on_run) = (&products, &customers, &on_run);
             scope.spawn(move |_| {
                 let mut scratch = Scratch::default();
-                for (place, part) in receiver.iter() {
+                for (place, part, need) in receiver.iter() {
                     if failure.happened() {
                         break;
                     }
                     crate::faults::point("reducing");
                     progress.advance(1);
-                    let _held = budget.take(reduce_need(part.memory_bytes(), part.file_bytes()));
+                    let _held = budget.take(need);
                     if failure.happened() {
                         break;
                     }
