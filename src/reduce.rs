@@ -180,7 +180,9 @@ struct Totals<'a, 's> {
     /// Sums and stamps by id, and the ids met (`met[..count]`).
     scratch: &'s mut Scratch,
     count: usize,
-    by_text: Vec<(&'a [u8], i64)>,
+    /// Codes without an id, each with its [`prefix_key`] (compared first: most codes differ in
+    /// their first eight bytes), and their sums.
+    by_text: Vec<(u64, &'a [u8], i64)>,
     /// A sum went beyond `i64`.
     overflow: bool,
 }
@@ -228,10 +230,17 @@ impl<'a, 's> Totals<'a, 's> {
                 self.count += usize::from(new);
                 return;
             }
-            Product::Text(text) => match self.by_text.iter_mut().find(|(t, _)| *t == text) {
-                Some((_, sum)) => sum,
-                None => return self.by_text.push((text, total)),
-            },
+            Product::Text(text) => {
+                let key = prefix_key(text);
+                match self
+                    .by_text
+                    .iter_mut()
+                    .find(|(k, t, _)| *k == key && *t == text)
+                {
+                    Some((_, _, sum)) => sum,
+                    None => return self.by_text.push((key, text, total)),
+                }
+            }
         };
         match sum.checked_add(total) {
             Some(new) => *sum = new,
@@ -253,7 +262,8 @@ impl<'a, 's> Totals<'a, 's> {
             best_id = std::hint::select_unpredictable(better, id, best_id);
         }
         let by_id = (self.count > 0).then(|| (products.text(best_id), (best_key >> 32) as i64));
-        favourite_product(by_id.into_iter().chain(self.by_text.iter().copied()))
+        let by_text = self.by_text.iter().map(|&(_, text, sum)| (text, sum));
+        favourite_product(by_id.into_iter().chain(by_text))
     }
 }
 
