@@ -495,30 +495,35 @@ const MIN_BLOCK: u64 = 16 << 10;
 const SMALL_BLOCK: u64 = 4 << 10;
 
 /// How many partitions: enough that one partition's reduce stays in cache (a few MB of source
-/// each, up to [`MOST_PARTITIONS`]), at least a few per thread for balance, and few enough that
-/// every worker's buffer per partition fits a quarter of the memory budget. Buffers of [`MIN_BLOCK`] unless that leaves
-/// partitions of more source than the limit shares out to each thread (their reduce would
-/// outgrow it: a small limit on a large input); then of [`SMALL_BLOCK`], for four times as
-/// many (with `--memory-limit 16MiB`, the 10 GB file gets 512 partitions instead of 128, and
-/// peaks at about 45 MB instead of 70).
+/// each), at least a few per thread for balance, and few enough that every worker's buffer per
+/// partition fits a quarter of the memory budget. Buffers of [`MIN_BLOCK`], for at most
+/// [`MOST_PARTITIONS`], unless that leaves partitions of more source than the limit shares out
+/// to each thread (their reduce would outgrow it: a small limit on a large input); then of
+/// [`SMALL_BLOCK`], for four times as many, up to [`MOST_SMALL_PARTITIONS`] (with
+/// `--memory-limit 16MiB`, the 10 GB file gets 512 partitions instead of 128, and peaks at about
+/// 45 MB instead of 70).
 fn partition_count(source_len: Option<u64>, memory_limit: u64, threads: usize) -> usize {
     const SOURCE_PER_PARTITION: u64 = 4 << 20;
     let len = source_len.unwrap_or(64 << 30);
     let wanted = len.div_ceil(SOURCE_PER_PARTITION).next_power_of_two();
     // A power of two, like `wanted`.
     let most = |block: u64| 1u64 << buffers_fit(memory_limit, threads, block).max(1).ilog2();
-    let mut count = wanted.min(most(MIN_BLOCK));
+    let mut count = wanted.min(most(MIN_BLOCK)).min(MOST_PARTITIONS);
     if len / count > memory_limit / threads as u64 {
-        count = wanted.min(most(SMALL_BLOCK));
+        count = wanted.min(most(SMALL_BLOCK)).min(MOST_SMALL_PARTITIONS);
     }
-    (count.min(MOST_PARTITIONS) as usize).max(threads * 4)
+    (count as usize).max(threads * 4)
 }
 
-/// Most partitions: each row goes to one of them, and a worker writing into more buffers than
-/// this waits on address translation and the far caches (10 GB set in memory, two threads,
-/// three runs each in turns: read 7.96–8.86 s with 4,096 partitions, 6.77–7.71 s with 2,048,
-/// 6.61–6.84 s with 1,024; the reduce took 2.1–2.4 s in each case).
+/// Most partitions of [`MIN_BLOCK`] buffers: each row goes to one of them, and a worker writing
+/// into more buffers than this waits on address translation and the far caches (10 GB set in
+/// memory, two threads, three runs each in turns: read 7.96–8.86 s with 4,096 partitions,
+/// 6.77–7.71 s with 2,048, 6.61–6.84 s with 1,024; the reduce took 2.1–2.4 s in each case).
 const MOST_PARTITIONS: u64 = 1024;
+
+/// Most partitions when the memory limit calls for [`SMALL_BLOCK`] buffers: staying within the
+/// limit comes before the speed that fewer partitions would give.
+const MOST_SMALL_PARTITIONS: u64 = 4096;
 
 /// How many partitions every worker can keep a buffer of `block` bytes for within a quarter of
 /// `memory_limit`.
@@ -632,13 +637,18 @@ mod tests {
         assert_eq!(partition_count(Some(GB), 16 * MIB, 2), 128);
         assert_eq!(partition_count(Some(10 * GB), 6 * GB, 2), 1024); // not 4,096
         assert_eq!(partition_count(Some(GB), 6 * GB, 2), 256);
+        // A huge input with a small limit: smaller buffers for more partitions, as before.
+        assert_eq!(partition_count(Some(100 * GB), 128 * MIB, 2), 4096);
+        assert_eq!(partition_count(Some(100 * GB), 256 * MIB, 2), 1024);
         for len in [MIB, GB, 10 * GB, 100 * GB] {
             for limit in [16 * MIB, 64 * MIB, 256 * MIB, 6 * GB] {
                 for threads in [1, 2, 8] {
                     let p = partition_count(Some(len), limit, threads) as u64;
                     let floor = (threads * 4) as u64;
                     assert!(p == floor || 4 * threads as u64 * p * SMALL_BLOCK <= limit);
-                    assert!(p == floor || p.is_power_of_two() && p <= MOST_PARTITIONS);
+                    assert!(p == floor || p.is_power_of_two() && p <= MOST_SMALL_PARTITIONS);
+                    let blocks_fit = 4 * threads as u64 * p * MIN_BLOCK <= limit;
+                    assert!(p == floor || !blocks_fit || p <= MOST_PARTITIONS);
                 }
             }
         }
