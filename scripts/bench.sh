@@ -4,9 +4,9 @@
 #   scripts/bench.sh                # the 1 GB set: 22,000,000 rows, 2,000,000 customers
 #   RUNS=5 scripts/bench.sh
 #   BIG=1 scripts/bench.sh          # also the 10 GB out-of-core run (200 M rows, 20 M customers)
-#   SHAPES=1 scripts/bench.sh       # also 190 MB files in other shapes: a 100,000-code catalogue,
+#   SHAPES=1 scripts/bench.sh       # also 4 M-row files in other shapes: a 100,000-code catalogue,
 #                                   # every field quoted, rows in date order, 3 rows in 10 from
-#                                   # one customer, UUID customer ids (against DuckDB)
+#                                   # one customer, UUID customer ids, 15 columns (against DuckDB)
 #
 # Needs the duckdb Python package (pip install duckdb; polars too, if installed) and /usr/bin/time. Data sets are made with
 # `custagg generate` into data/bench/ when missing. Every tool computes the same result (checked
@@ -197,7 +197,9 @@ if [ "${SHAPES:-0}" = 1 ]; then
     # The same kind of data in shapes real files have, against DuckDB in the same minutes: a
     # large catalogue, every field quoted (as many exporters write), rows in date order (as
     # transaction logs are), 3 rows in 10 from one walk-in "guest" customer, customer ids as
-    # UUIDs. Each shape is made once from `custagg generate` into data/bench/.
+    # UUIDs, and a wide export (ten more columns — store, cashier, time, description, price… —
+    # around the four that count, rows of 100-odd bytes). Each shape is made once from
+    # `custagg generate` into data/bench/.
     base=$(dataset 4000000 400000 shape-base)
     made() { [ -f "$DATA/shape-$1.csv" ] || { "${@:2}" >"$DATA/shape-$1.tmp" && mv "$DATA/shape-$1.tmp" "$DATA/shape-$1.csv"; }; }
     made catalogue "$BIN" generate --quiet --rows 4000000 --customers 400000 --products 100000 \
@@ -207,11 +209,20 @@ if [ "${SHAPES:-0}" = 1 ]; then
     made guest awk 'BEGIN {FS = OFS = "|"} NR > 1 && NR % 10 < 3 {$2 = "0000000"} 1' "$base"
     made uuid awk 'BEGIN {FS = OFS = "|"} NR > 1 {n = $2 + 0; h = (n * 2654435761) % 4294967296
         $2 = sprintf("%08x-%04x-4%03x-8%03x-%012d", h, n % 65536, n % 4096, n * 7 % 4096, n)} 1' "$base"
+    made wide awk 'BEGIN {FS = OFS = "|"}
+        NR == 1 {print "storeId", "transactionId", "custId", "cashier", "transactionDate", "time",
+            "productSold", "description", "unitsSold", "unitPrice", "discount", "currency",
+            "payment", "channel", "region"; next}
+        {print sprintf("S%04d", NR * 7919 % 500), $1, $2, "C" NR % 97, $3,
+            sprintf("%02d:%02d:%02d", NR % 24, NR % 60, NR * 7 % 60), $4,
+            "Product " $4 " family pack", $5, sprintf("%d.%02d", NR % 50, NR % 100),
+            (NR % 10 ? "0" : "0.10"), "EUR", (NR % 3 ? "cash" : "card"), "store", "EU-" NR % 12}' "$base"
     printf '\nshapes: 4,000,000 rows, 400,000 customers; %s runs each in turns, medians\n' "$RUNS"
     printf '%-38s %10s %10s %16s\n' shape "custagg s" "DuckDB s" "DuckDB time / it"
     for shape in "base:as generated (48 product codes)" "catalogue:100,000 product codes" \
         "quoted:every field quoted" "dated:rows in date order" \
-        "guest:3 rows in 10 from one walk-in customer" "uuid:customer ids as UUIDs (36 bytes)"; do
+        "guest:3 rows in 10 from one walk-in customer" "uuid:customer ids as UUIDs (36 bytes)" \
+        "wide:15 columns, rows of 100-odd bytes"; do
         name=${shape%%:*}
         SOURCE=$DATA/shape-$name.csv
         WARM=$SOURCE
