@@ -112,7 +112,8 @@ const SLOTS: usize = 1 << 12;
 ///    thousands of codes, which the caches cannot hold, still takes the shared lock only the first
 ///    time a worker meets a code;
 /// 3. the shared dictionary. Once it is full, the worker copies all of it into its maps, once:
-///    from then on a code it does not know has no id, and is answered without the lock.
+///    from then on a code it does not know has no id, and is answered without the lock — most
+///    such codes by a filter of the codes with ids, before step 1.
 ///
 /// The maps hold at most the dictionary's capacity of codes, like the dictionary itself.
 pub struct ProductIds<'d> {
@@ -130,6 +131,11 @@ pub struct ProductIds<'d> {
     known_long: HashMap<Box<[u8]>, u32, ahash::RandomState>,
     /// Whether the known maps hold every id of the dictionary, which is full.
     complete: bool,
+    /// Once complete: a bit set for every code with an id, by [`filter_bit`] of its hash. A
+    /// code whose bit is clear has no id, which is answered before the caches are read: with a
+    /// catalogue far beyond the dictionary, most codes are such, and they would only evict the
+    /// caches' entries for the codes that have one.
+    filter: Box<[u64]>,
 }
 
 impl<'d> ProductIds<'d> {
@@ -144,6 +150,7 @@ impl<'d> ProductIds<'d> {
             known_inline: HashMap::default(),
             known_long: HashMap::default(),
             complete: false,
+            filter: Box::default(),
         }
     }
 
@@ -159,6 +166,9 @@ impl<'d> ProductIds<'d> {
         let slot_of =
             |hash: u64| (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.ilog2())) as usize;
         if text.len() <= 8 {
+            if self.complete && !has_bit(&self.filter, filter_bit(key)) {
+                return None;
+            }
             let slot = slot_of(key);
             if self.short[slot].0 != key {
                 self.short[slot] = (key, self.look_up(key, text));
@@ -166,6 +176,9 @@ impl<'d> ProductIds<'d> {
             return self.short[slot].1;
         }
         let hash = self.hasher.hash_one(text);
+        if self.complete && !has_bit(&self.filter, filter_bit(hash)) {
+            return None;
+        }
         let slot = slot_of(hash);
         let held = &self.long[slot];
         if held.hash != hash || *held.code != *text {
@@ -197,9 +210,19 @@ impl<'d> ProductIds<'d> {
             None => {
                 // Full: no code gets an id any more; learn the ones that have.
                 let ids = self.dict.ids.lock().expect("no panics while locked");
+                let mut filter = vec![0u64; FILTER_BITS / 64];
                 for (code, &id) in ids.iter() {
-                    self.learn(prefix_key(code), code, id);
+                    let key = prefix_key(code);
+                    self.learn(key, code, id);
+                    let hash = if code.len() <= 8 {
+                        key
+                    } else {
+                        self.hasher.hash_one(code)
+                    };
+                    let bit = filter_bit(hash);
+                    filter[bit / 64] |= 1 << (bit % 64);
                 }
+                self.filter = filter.into_boxed_slice();
                 self.complete = true;
             }
         }
@@ -233,6 +256,22 @@ struct LongSlot {
     hash: u64,
     code: Box<[u8]>,
     answer: Answer,
+}
+
+/// Bits of a worker's filter of the codes with ids (a power of two): 8 KB, in which a full
+/// dictionary of 8,192 codes sets about one bit in eight.
+const FILTER_BITS: usize = 1 << 16;
+
+/// The filter bit of a code whose hash is `hash` (for a code of up to eight bytes, its key,
+/// mixed here by a multiply).
+#[inline]
+fn filter_bit(hash: u64) -> usize {
+    (hash.wrapping_mul(0xd6e8_feb8_6659_fd93) >> (64 - FILTER_BITS.ilog2())) as usize
+}
+
+#[inline]
+fn has_bit(bits: &[u64], bit: usize) -> bool {
+    bits[bit / 64] >> (bit % 64) & 1 == 1
 }
 
 /// Codes up to this long are kept by value in a worker's map of ids.
@@ -297,6 +336,32 @@ mod tests {
             }
         }
         assert_eq!(dict.into_texts().len(), 3);
+    }
+
+    #[test]
+    fn a_full_dictionary_filters_codes_without_ids_and_answers_every_id() {
+        let dict = ProductDict::new(3_000);
+        let code = |i: usize| match i % 3 {
+            0 => format!("P{i}"),
+            1 => format!("MEDIUM-{i:012}"),
+            _ => format!("A-LONG-CODE-BEYOND-THE-INLINE-LENGTH-{i}"),
+        };
+        let mut first = ProductIds::new(&dict);
+        for i in 0..3_000 {
+            assert_eq!(first.id(code(i).as_bytes()), Some(i as u32));
+        }
+        let mut ids = ProductIds::new(&dict);
+        assert_eq!(ids.id(b"NEW"), None, "full");
+        assert!(ids.complete);
+        // Codes with ids and codes without, interleaved, more than the caches and the filter's
+        // bits tell apart.
+        for round in 0..2 {
+            for i in 0..3_000 {
+                assert_eq!(ids.id(code(i).as_bytes()), Some(i as u32), "round {round}");
+                assert_eq!(ids.id(code(3_000 + i).as_bytes()), None);
+                assert_eq!(ids.id(code(7 * i + 100_000).as_bytes()), None);
+            }
+        }
     }
 
     #[test]
