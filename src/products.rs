@@ -165,19 +165,16 @@ impl<'d> ProductIds<'d> {
     pub fn id_keyed(&mut self, key: u64, text: &[u8]) -> Option<u32> {
         let slot_of =
             |hash: u64| (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.ilog2())) as usize;
+        let hash = self.hash_of(key, text);
+        if self.complete && !has_bit(&self.filter, filter_bit(hash)) {
+            return None;
+        }
         if text.len() <= 8 {
-            if self.complete && !has_bit(&self.filter, filter_bit(key)) {
-                return None;
-            }
             let slot = slot_of(key);
             if self.short[slot].0 != key {
                 self.short[slot] = (key, self.look_up(key, text));
             }
             return self.short[slot].1;
-        }
-        let hash = self.hasher.hash_one(text);
-        if self.complete && !has_bit(&self.filter, filter_bit(hash)) {
-            return None;
         }
         let slot = slot_of(hash);
         let held = &self.long[slot];
@@ -193,6 +190,17 @@ impl<'d> ProductIds<'d> {
             held.answer = answer;
         }
         self.long[slot].answer
+    }
+
+    /// What the long codes' cache and the filter know `text` (prefix key `key`) by: the key
+    /// itself when the code is up to eight bytes long (the key is then the code), else a hash.
+    #[inline]
+    fn hash_of(&self, key: u64, text: &[u8]) -> u64 {
+        if text.len() <= 8 {
+            key
+        } else {
+            self.hasher.hash_one(text)
+        }
     }
 
     /// Steps 2 and 3 of the look-up: this worker's ids, then the dictionary.
@@ -214,12 +222,7 @@ impl<'d> ProductIds<'d> {
                 for (code, &id) in ids.iter() {
                     let key = prefix_key(code);
                     self.learn(key, code, id);
-                    let hash = if code.len() <= 8 {
-                        key
-                    } else {
-                        self.hasher.hash_one(code)
-                    };
-                    let bit = filter_bit(hash);
+                    let bit = filter_bit(self.hash_of(key, code));
                     filter[bit / 64] |= 1 << (bit % 64);
                 }
                 self.filter = filter.into_boxed_slice();
