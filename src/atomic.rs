@@ -1,5 +1,6 @@
-//! Files that appear whole or not at all: written to a temporary file beside the target and
-//! renamed over it only when complete, so a failed run never leaves a half-written file.
+//! Files that appear whole or not at all: written to a temporary file beside the target,
+//! synced to disk, and renamed over it only when complete (the directory synced after), so a
+//! failed run — or a power cut at any moment — never leaves a half-written file.
 //!
 //! The temporary file is `.custagg-<pid>-XXXXXX`; one left by a run that was killed (`kill -9`,
 //! a crash, a power cut) is removed by the next run that writes into the same directory.
@@ -89,8 +90,11 @@ impl AtomicFile {
     pub fn commit(self) -> Result<()> {
         match self.file {
             Target::Temporary { mut temp, to } => {
-                temp.as_file_mut()
-                    .flush()
+                // On disk before the rename, and the rename on disk before the run reports
+                // success: after a power cut the target is the old file or the whole new one.
+                let file = temp.as_file_mut();
+                file.flush()
+                    .and_then(|()| file.sync_all())
                     .map_err(|e| Error::io(&self.target, self.what, e))?;
                 temp.persist(&to).map_err(|e| {
                     Error::io(
@@ -99,6 +103,8 @@ impl AtomicFile {
                         e.error,
                     )
                 })?;
+                sync_directory_of(&to)
+                    .map_err(|e| Error::io(&self.target, "cannot sync the file's directory", e))?;
             }
             Target::Stream(mut file) => file
                 .flush()
@@ -108,12 +114,22 @@ impl AtomicFile {
     }
 }
 
-/// A temporary file in the directory of `target`, after removing those of dead runs there.
-fn temporary_beside(target: &Path) -> Result<NamedTempFile> {
-    let parent = match target.parent() {
+/// Flushes the directory entry of `path` (a rename into it) to disk.
+fn sync_directory_of(path: &Path) -> std::io::Result<()> {
+    File::open(parent_of(path))?.sync_all()
+}
+
+/// The directory `path` is in: `.` for a bare file name.
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
+    }
+}
+
+/// A temporary file in the directory of `target`, after removing those of dead runs there.
+fn temporary_beside(target: &Path) -> Result<NamedTempFile> {
+    let parent = parent_of(target);
     crate::spill::remove_dead_runs(parent, ".custagg-", false);
     tempfile::Builder::new()
         .prefix(&crate::spill::run_prefix(".custagg-"))
