@@ -542,6 +542,10 @@ struct Worker<'s, 'd> {
 impl RowSink for Worker<'_, '_> {
     fn record(&mut self, record: Record<'_>) {
         self.good += 1;
+        if cfg!(feature = "parse-floor") {
+            std::hint::black_box(&record);
+            return;
+        }
         if self.error.is_none()
             && let Err(e) = self.writer.push(&record)
         {
