@@ -41,7 +41,8 @@ pub struct Summary {
     pub bytes: u64,
     /// Partitions the records were spread over.
     pub partitions: usize,
-    /// Bytes of records written to the spill files.
+    /// Bytes written to the spill files: the partitions' records and, for a CSV output, the
+    /// reduced rows that waited there for their turn in customer order.
     pub spilled_bytes: u64,
     /// Time spent reading, parsing and partitioning.
     pub read_time: Duration,
@@ -74,6 +75,7 @@ pub fn run_to_csv(config: &Config, output: &Path, progress: &dyn Progress) -> Re
     let written = sink.finish(&pool, progress)?;
     debug_assert_eq!(written, summary.customers);
     summary.write_time = started.elapsed();
+    summary.spilled_bytes = spill.written_bytes(); // with the rows that waited for their turn
     summary.peak_memory = peak_memory();
     Ok(summary)
 }

@@ -406,6 +406,59 @@ fn a_fifo_is_read_as_a_stream_with_the_same_result() {
 }
 
 #[test]
+fn spilled_bytes_count_the_rows_that_waited_in_the_spill_files() {
+    // A stream gets hash partitions, so every reduced run waits for the merge at the end, and
+    // --force-spill keeps none of them in memory: the spill files hold the partitions' records
+    // (the figure the log gives when the read ends) and then every customer's row.
+    let dir = Dir::new();
+    let source = generate(&dir, "gen.csv", 20_000, 2_000, 5);
+    let fifo = dir.fifo("fifo", std::fs::read(&source).unwrap());
+    let (out, report) = (dir.path("out.csv"), dir.path("report.json"));
+    let child = custagg()
+        .args([
+            "--source",
+            fifo.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--report",
+            report.to_str().unwrap(),
+            "--force-spill",
+            "--quiet",
+        ])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&child.stderr);
+    assert!(child.status.success(), "{stderr}");
+    let partitions: u64 = stderr
+        .lines()
+        .find_map(|l| {
+            l.split("; ")
+                .nth(1)?
+                .strip_suffix(" bytes spilled")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no spill figure in the log: {stderr}"));
+    assert!(partitions > 0, "{stderr}");
+    // Each row holds at least its customer id and favourite product.
+    let rows: u64 = dir
+        .read("out.csv")
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit_once(',').unwrap().0.len() as u64 - 1)
+        .sum();
+    let json: serde_json::Value = serde_json::from_str(&dir.read("report.json")).unwrap();
+    let spilled = json["spilled_bytes"].as_u64().unwrap();
+    assert!(
+        spilled >= partitions + rows,
+        "{spilled} < {partitions} + {rows}"
+    );
+}
+
+#[test]
 fn report_json_on_success_and_on_failure() {
     let dir = Dir::new();
     let source = dir.write(
