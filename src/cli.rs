@@ -177,6 +177,11 @@ pub struct RunArgs {
     /// Target chunk size in bytes (for tests).
     #[arg(long, hide = true, value_parser = |s: &str| parse_size::parse_size(s))]
     pub chunk_size: Option<u64>,
+
+    /// Parse and check every row, then drop it: the output is empty (timing only, for
+    /// scripts/bench.sh).
+    #[arg(long, hide = true)]
+    pub parse_only: bool,
 }
 
 /// Flags of `custagg generate`.
@@ -235,6 +240,7 @@ impl RunArgs {
             chunk_size: self
                 .chunk_size
                 .map_or(custagg::config::DEFAULT_CHUNK_SIZE, |n| n.max(1) as usize),
+            parse_only: self.parse_only,
         }
     }
 }

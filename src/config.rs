@@ -26,6 +26,9 @@ pub struct Config {
     pub rejects: PathBuf,
     /// Target size of a chunk of the source, in bytes.
     pub chunk_size: usize,
+    /// Timing only (for `scripts/bench.sh`): parse and check every row, then drop it — nothing
+    /// is folded, partitioned or reduced, and the output is empty. What reading the file costs.
+    pub parse_only: bool,
 }
 
 /// Default chunk size: big enough to amortise per-chunk work, small enough to balance workers and
@@ -46,6 +49,7 @@ impl Config {
             max_bad_rows: 0,
             rejects: PathBuf::from("custagg.rejects.csv"),
             chunk_size: DEFAULT_CHUNK_SIZE,
+            parse_only: false,
         }
     }
 }

@@ -406,6 +406,32 @@ fn a_fifo_is_read_as_a_stream_with_the_same_result() {
 }
 
 #[test]
+fn parse_only_reads_and_checks_every_row_and_keeps_none() {
+    // The bench script's floor: the same reading and checking, nothing after it.
+    let dir = Dir::new();
+    let source = generate(&dir, "gen.csv", 5_000, 500, 3);
+    let out = dir.path("out.csv");
+    let r = run_to(&source, &out, &["--parse-only"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("5000 rows read, 0 rejected, 0 customers"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        dir.read("out.csv"),
+        "customer_id,favourite_product,longest_streak\n"
+    );
+    let bad = dir.write(
+        "bad.csv",
+        with_header("1|a|2011-01-01|P|1\n2|b|2011-02-30|Q|2\n"),
+    );
+    let r = run_to(&bad, &out, &["--parse-only"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains(":3: transactionDate:"), "{}", r.stderr);
+}
+
+#[test]
 fn spilled_bytes_count_the_rows_that_waited_in_the_spill_files() {
     // A stream gets hash partitions, so every reduced run waits for the merge at the end, and
     // --force-spill keeps none of them in memory: the spill files hold the partitions' records
