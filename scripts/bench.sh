@@ -11,7 +11,8 @@
 # Needs the duckdb Python package (pip install duckdb; polars too, if installed) and /usr/bin/time. Data sets are made with
 # `custagg generate` into data/bench/ when missing. Every tool computes the same result (checked
 # with cmp against custagg's output); wc -l on the same file is the floor of reading it, custagg
-# parsing the file and dropping the rows (the hidden --parse-only) is custagg's own floor, and DuckDB reading the file without the aggregation is DuckDB's.
+# parsing the file and dropping the rows (the hidden --parse-only) is custagg's own floor, and
+# DuckDB reading the file without the aggregation is DuckDB's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -170,7 +171,7 @@ pin "$SOURCE"
 export SOURCE
 run "wc -l (floor)" wc -l "$SOURCE"
 # Two threads and one take turns, so that the speed-up compares runs of the same minutes on a
-# machine whose speed drifts; the parse-only build too.
+# machine whose speed drifts; the parse-only runs too.
 for _ in $(seq "$RUNS"); do
     run_once "custagg" "$BIN" --quiet --source "$SOURCE" --output "$OUT/custagg.csv"
     run_once "custagg --threads 1" "$BIN" --quiet --threads 1 --source "$SOURCE" --output "$OUT/custagg1.csv"

@@ -179,8 +179,8 @@ pub struct RunArgs {
     pub chunk_size: Option<u64>,
 
     /// Parse and check every row, then drop it: the output is empty (timing only, for
-    /// scripts/bench.sh).
-    #[arg(long, hide = true)]
+    /// scripts/bench.sh; with --output only, so that no table is ever replaced by an empty one).
+    #[arg(long, hide = true, requires = "output")]
     pub parse_only: bool,
 }
 

@@ -429,6 +429,19 @@ fn parse_only_reads_and_checks_every_row_and_keeps_none() {
     let r = run_to(&bad, &out, &["--parse-only"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains(":3: transactionDate:"), "{}", r.stderr);
+    // Never an empty table in place of a real one: a usage error before any connection.
+    let source = source.to_str().unwrap();
+    let r = run(&[
+        "--source",
+        source,
+        "--table",
+        "t",
+        "--database",
+        "d",
+        "--parse-only",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--output"), "{}", r.stderr);
 }
 
 #[test]
