@@ -75,7 +75,6 @@ pub fn run_to_csv(config: &Config, output: &Path, progress: &dyn Progress) -> Re
     let written = sink.finish(&pool, progress)?;
     debug_assert_eq!(written, summary.customers);
     summary.write_time = started.elapsed();
-    summary.spilled_bytes = spill.written_bytes(); // with the rows that waited for their turn
     summary.peak_memory = peak_memory();
     Ok(summary)
 }
@@ -242,7 +241,6 @@ pub fn aggregate(
         return Err(e);
     }
     debug_assert_eq!(rows_read, rows_good + rejected.len() as u64);
-    let spilled_bytes = store.spilled_bytes();
     let read_time = started.elapsed();
 
     // Reduce.
@@ -251,7 +249,7 @@ pub fn aggregate(
     log::info!(
         "read {rows_read} rows in {:.2} s; {} bytes spilled; reducing {partitions} partitions",
         read_time.as_secs_f64(),
-        spilled_bytes
+        store.spilled_bytes()
     );
     let products = Catalogue::new(products.into_texts());
     let customers = Mutex::new(0u64);
@@ -316,7 +314,8 @@ pub fn aggregate(
         customers: customers.into_inner().expect("no panics while locked"),
         bytes: feed.bytes_read(),
         partitions,
-        spilled_bytes,
+        // The partitions' records, and the runs a sink kept there while they waited.
+        spilled_bytes: spill.written_bytes(),
         read_time,
         reduce_time: started.elapsed(),
         write_time: Duration::ZERO,
