@@ -130,9 +130,9 @@ fn parent_of(path: &Path) -> &Path {
 /// A temporary file in the directory of `target`, after removing those of dead runs there.
 fn temporary_beside(target: &Path) -> Result<NamedTempFile> {
     let parent = parent_of(target);
-    crate::spill::remove_dead_runs(parent, ".custagg-", false);
+    crate::leftovers::remove_dead_runs(parent, ".custagg-", false);
     tempfile::Builder::new()
-        .prefix(&crate::spill::run_prefix(".custagg-"))
+        .prefix(&crate::leftovers::run_prefix(".custagg-"))
         // An ordinary file: 0666 less the umask, like any file a command writes.
         .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(parent)

@@ -9,10 +9,13 @@
 
 pub mod atomic;
 pub mod config;
+pub mod csv_field;
 pub mod date;
 pub mod error;
 pub mod faults;
 pub mod generate;
+pub mod key;
+pub mod leftovers;
 pub mod parse;
 pub mod partition;
 pub mod pipeline;

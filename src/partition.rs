@@ -20,9 +20,9 @@ use rand_pcg::Pcg64Mcg;
 use rand_pcg::rand_core::Rng;
 
 use crate::error::{Error, Result};
+use crate::key::prefix_key;
 use crate::parse::Record;
 use crate::products::{ProductDict, ProductIds};
-use crate::reduce::prefix_key;
 use crate::spill::{Spill, SpillDir};
 
 /// Maps a customer to a partition: by ranges of customers in byte order when a sample of them

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::reduce::prefix_key;
+use crate::key::prefix_key;
 
 /// The run's product codes and their ids.
 pub struct ProductDict {

@@ -12,8 +12,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::atomic::AtomicFile;
+use crate::csv_field::write_field;
 use crate::error::{BadRow, Error, Result};
-use crate::sink::csv::write_field;
 use crate::source::count_newlines;
 
 /// Bad rows found so far, in file order.

@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
+use crate::leftovers::{remove_dead_runs, run_prefix};
 
 /// The per-run spill directory; deleted with everything in it when dropped.
 pub struct SpillDir {
@@ -157,48 +158,6 @@ impl SpillDir {
                 e,
             )
         })
-    }
-}
-
-/// This run's name prefix for its temporary entries of the kind `prefix` names: `<prefix><pid>-`,
-/// the form [`remove_dead_runs`] finds again when the run is killed.
-pub(crate) fn run_prefix(prefix: &str) -> String {
-    format!("{prefix}{}-", std::process::id())
-}
-
-/// Removes the entries `<prefix><pid>-*` under `parent` — directories when `dirs`, else files —
-/// whose process is gone (a run killed before it could clean up). Best effort: what cannot be
-/// removed stays.
-pub(crate) fn remove_dead_runs(parent: &Path, prefix: &str, dirs: bool) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix))
-            .and_then(|n| n.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let alive = Path::new("/proc").join(pid.to_string()).exists();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if alive || kind.is_dir() != dirs || kind.is_symlink() {
-            continue;
-        }
-        log::info!(
-            "removing {}, left by a run that was killed",
-            entry.path().display()
-        );
-        let _ = if dirs {
-            std::fs::remove_dir_all(entry.path())
-        } else {
-            std::fs::remove_file(entry.path())
-        };
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use custagg::error::BadRow;
 use custagg::parse::{ChunkParser, Delimiter, Record, RowSink, read_header};
-use custagg::reduce::prefix_key;
+use custagg::key::prefix_key;
 use custagg::source::{Chunk, plan_chunks};
 use libfuzzer_sys::fuzz_target;
 

@@ -22,9 +22,11 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::atomic::AtomicFile;
+use crate::csv_field::write_field;
 use crate::error::Result;
+use crate::key::{prefix_key, sort_by_text};
 use crate::progress::Progress;
-use crate::reduce::{CustomerRow, Run, RunRows, prefix_key, sort_by_text};
+use crate::reduce::{CustomerRow, Run, RunRows};
 use crate::spill::{Extent, SpillDir};
 
 /// The CSV header of the output.
@@ -356,42 +358,9 @@ fn write_row(out: &mut Vec<u8>, row: &CustomerRow<'_>) {
     out.push(b'\n');
 }
 
-/// Writes one CSV field, quoted as RFC 4180 asks when it holds a comma, a quote or a line end.
-pub fn write_field(out: &mut impl Write, value: &[u8]) -> io::Result<()> {
-    if !value
-        .iter()
-        .any(|&b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
-    {
-        return out.write_all(value);
-    }
-    out.write_all(b"\"")?;
-    for part in value.split_inclusive(|&b| b == b'"') {
-        out.write_all(part)?;
-        if part.ends_with(b"\"") {
-            out.write_all(b"\"")?;
-        }
-    }
-    out.write_all(b"\"")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn field(v: &str) -> String {
-        let mut out = Vec::new();
-        write_field(&mut out, v.as_bytes()).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn quoting_only_where_needed() {
-        assert_eq!(field("0023938"), "0023938");
-        assert_eq!(field("a,b"), "\"a,b\"");
-        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(field("two\nlines"), "\"two\nlines\"");
-        assert_eq!(field("a|b"), "a|b");
-    }
 
     fn run(ids: &[&str]) -> Run {
         let mut run = Run::default();
