@@ -1,0 +1,416 @@
+//! The pipeline of contract §1 put together: source → chunks → parse + partition on rayon workers →
+//! reduce partitions in parallel → a sink.
+//!
+//! Workers are `threads` long-lived tasks on the run's rayon pool that take chunks from a bounded
+//! crossbeam channel; the calling thread feeds it (slices of the map, or owned chunks read from a
+//! stream). Each worker owns its partition buffers, so the hot loop takes no lock. Reduced
+//! partitions are handed to the sink's callback as they finish, from any worker.
+//!
+//! [`plan`] sizes the run, [`sample`] steers the partitioner, [`feed`] yields the chunks,
+//! [`worker`] is a read worker's row sink, [`budget`] paces the reducers, [`failure`] keeps the
+//! first error.
+
+mod budget;
+mod failure;
+mod feed;
+mod plan;
+mod sample;
+mod worker;
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::parse::{ChunkParser, Header};
+use crate::partition::{PartitionStore, PartitionWriter, Partitioner};
+use crate::products::{Catalogue, ProductDict};
+use crate::progress::{Phase, Progress, peak_memory};
+use crate::reduce::{Run, Scratch, reduce_partition_with};
+use crate::rejects::{BadRows, write_rejects};
+use crate::sink::connect::Connection;
+use crate::sink::csv::CsvSink;
+use crate::sink::postgres::{Loader, TableName};
+use crate::source::{Chunk, Source};
+use crate::spill::SpillDir;
+use budget::{ReduceBudget, reduce_need};
+use failure::Failure;
+use feed::{Feed, open_feed};
+use plan::Plan;
+use sample::partitioner;
+use worker::Worker;
+
+/// What a run did, for the summary (contract §7).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Data records read (good and bad).
+    pub rows_read: u64,
+    /// Bad records skipped (written to the rejects file).
+    pub rows_rejected: u64,
+    /// Good records aggregated (`rows_read = rows_aggregated + rows_rejected`).
+    pub rows_aggregated: u64,
+    /// Customer rows produced.
+    pub customers: u64,
+    /// Bytes of the source.
+    pub bytes: u64,
+    /// Partitions the records were spread over.
+    pub partitions: usize,
+    /// Bytes written to the spill files: the partitions' records and, for a CSV output, the
+    /// reduced rows that waited there for their turn in customer order.
+    pub spilled_bytes: u64,
+    /// Time spent reading, parsing and partitioning.
+    pub read_time: Duration,
+    /// Time spent reducing partitions (and handing runs to the sink).
+    pub reduce_time: Duration,
+    /// Time spent writing the sink's output after the reduce (for PostgreSQL: primary key,
+    /// `ANALYZE` and the swap).
+    pub write_time: Duration,
+    /// Time the PostgreSQL COPY spent sending and finishing, overlapping the reduce.
+    pub copy_time: Duration,
+    /// Peak resident memory of the process, in bytes, when known.
+    pub peak_memory: Option<u64>,
+}
+
+/// Aggregates the source of `config` into the CSV file `output`.
+pub fn run_to_csv(config: &Config, output: &Path, progress: &dyn Progress) -> Result<Summary> {
+    let spill = SpillDir::create(&config.spill_dir)?;
+    let budget = if config.force_spill {
+        0
+    } else {
+        (config.memory_limit / 4) as usize
+    };
+    let sink = CsvSink::new(output, &spill, budget)?;
+    let pool = thread_pool(config.threads)?;
+    let mut summary = aggregate(config, &pool, &spill, progress, |run, place| {
+        sink.accept(run, place)
+    })?;
+    let started = Instant::now();
+    progress.start(Phase::Write, Some(summary.customers));
+    let written = sink.finish(&pool, progress)?;
+    debug_assert_eq!(written, summary.customers);
+    summary.write_time = started.elapsed();
+    summary.peak_memory = peak_memory();
+    Ok(summary)
+}
+
+/// Aggregates the source of `config` into the PostgreSQL table `target`, replacing it atomically.
+///
+/// The connection and the privileges are checked, and the staging table made, before the source
+/// is read; runs stream to the COPY over a bounded channel while partitions are still reducing.
+pub fn run_to_postgres(
+    config: &Config,
+    connection: &Connection,
+    target: &TableName,
+    lock_timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<Summary> {
+    let mut loader = Loader::prepare(connection, target, lock_timeout)?;
+    let spill = SpillDir::create(&config.spill_dir)?;
+    let pool = thread_pool(config.threads)?;
+    let (sender, receiver) = crossbeam_channel::bounded::<Run>(config.threads * 2);
+    let (aggregated, copied) = std::thread::scope(|scope| {
+        let copier = scope.spawn(|| loader.copy(receiver));
+        let aggregated = aggregate(config, &pool, &spill, progress, |run, _| {
+            sender.send(run).map_err(|_| Error::Database {
+                what: target.to_string(),
+                message: "the COPY stopped".into(),
+            })
+        });
+        drop(sender);
+        let copied = copier.join().expect("the COPY thread does not panic");
+        (aggregated, copied)
+    });
+    // A COPY failure is the cause of the aggregation's "COPY stopped": report it first.
+    let (mut summary, copied) = match (aggregated, copied) {
+        (Ok(summary), Ok(copied)) => (summary, copied),
+        (Err(e), _) if !matches!(e, Error::Database { .. }) => return Err(e),
+        (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
+    };
+    let started = Instant::now();
+    progress.start(Phase::Write, None);
+    let times = loader.finish(copied, summary.customers, progress)?;
+    summary.write_time = started.elapsed();
+    summary.copy_time = times.copy;
+    summary.peak_memory = peak_memory();
+    Ok(summary)
+}
+
+/// Aggregates the source of `config`, handing every reduced partition to `on_run` (called from
+/// several threads at once), with its place in customer order when partitions are ranges of
+/// customers (they are reduced in that order, so each comes about in its turn). Spill files go
+/// to `spill`.
+pub fn aggregate(
+    config: &Config,
+    pool: &rayon::ThreadPool,
+    spill: &SpillDir,
+    progress: &dyn Progress,
+    on_run: impl Fn(Run, Option<usize>) -> Result<()> + Sync,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let source = Source::open(&config.source)?;
+    let (header, mut feed) = open_feed(&source, config)?;
+    progress.start(Phase::Read, source.len());
+
+    let partitioner = partitioner(&source, &header, &feed, config);
+    let partitions = partitioner.count();
+    let plan = Plan::new(config, partitions);
+    let store = PartitionStore::new(partitions, plan.store_budget, spill);
+    let products = ProductDict::new(plan.product_ids);
+    log::info!(
+        "{}: {} bytes; {} threads, {partitions} partitions ({} heavy customers summed as they \
+         come), blocks of {} bytes, {} bytes of records kept in memory at most",
+        source.path().display(),
+        source.len().map_or("unknown".into(), |n| n.to_string()),
+        config.threads,
+        partitioner.heavy().len(),
+        plan.block_size,
+        plan.store_budget,
+    );
+    let phases = Phases {
+        config,
+        pool,
+        progress,
+        failure: Failure::default(),
+    };
+    let reading = Reading {
+        source: &source,
+        header: &header,
+        store: &store,
+        partitioner: &partitioner,
+        products: &products,
+        block_size: plan.block_size,
+        bad_rows: BadRows::new(config.max_bad_rows),
+    };
+    let rows = phases.read(&reading, &mut feed)?;
+    let rejected = reading.finish(config)?;
+    debug_assert_eq!(rows.read, rows.good + rejected);
+    let read_time = started.elapsed();
+
+    let started = Instant::now();
+    progress.start(Phase::Reduce, Some(partitions as u64));
+    log::info!(
+        "read {} rows in {:.2} s; {} bytes spilled; reducing {partitions} partitions",
+        rows.read,
+        read_time.as_secs_f64(),
+        store.spilled_bytes()
+    );
+    let products = Catalogue::new(products.into_texts());
+    let ordered = partitioner.is_ordered();
+    let customers = phases.reduce(store, spill, &products, ordered, &on_run)?;
+
+    Ok(Summary {
+        rows_read: rows.read,
+        rows_rejected: rejected,
+        rows_aggregated: rows.good,
+        customers,
+        bytes: feed.bytes_read(),
+        partitions,
+        // The partitions' records, and the runs a sink kept there while they waited.
+        spilled_bytes: spill.written_bytes(),
+        read_time,
+        reduce_time: started.elapsed(),
+        write_time: Duration::ZERO,
+        copy_time: Duration::ZERO,
+        peak_memory: peak_memory(),
+    })
+}
+
+/// What the two phases of a run share: the settings, the pool, and the first failure of any
+/// of their threads.
+struct Phases<'r> {
+    config: &'r Config,
+    pool: &'r rayon::ThreadPool,
+    progress: &'r dyn Progress,
+    failure: Failure,
+}
+
+/// What the read phase's workers share.
+struct Reading<'s, 'd> {
+    source: &'s Source,
+    header: &'s Header,
+    store: &'s PartitionStore<'d>,
+    partitioner: &'s Partitioner,
+    products: &'s ProductDict,
+    block_size: usize,
+    bad_rows: BadRows,
+}
+
+/// Rows the read phase saw.
+#[derive(Clone, Copy, Debug, Default)]
+struct RowCounts {
+    /// Good and bad.
+    read: u64,
+    /// Good: aggregated.
+    good: u64,
+}
+
+impl Reading<'_, '_> {
+    /// After the read: the rejects file written (when bad rows may be skipped), and the bad row
+    /// that decides the run, if one does; else the number of rows skipped.
+    fn finish(self, config: &Config) -> Result<u64> {
+        if let Some(bytes) = self.source.bytes() {
+            self.bad_rows.number_lines(bytes); // mapped chunks are not numbered
+        }
+        let (rejected, error) = self.bad_rows.finish(&config.rejects);
+        if config.max_bad_rows > 0 {
+            write_rejects(&config.rejects, &rejected)?;
+        }
+        match error {
+            Some(e) => Err(e),
+            None => Ok(rejected.len() as u64),
+        }
+    }
+}
+
+impl Phases<'_> {
+    /// Parses and partitions every chunk of `feed`: `threads` workers take chunks from a bounded
+    /// channel that this thread fills.
+    fn read(&self, reading: &Reading<'_, '_>, feed: &mut Feed<'_>) -> Result<RowCounts> {
+        let (config, failure) = (self.config, &self.failure);
+        let rows = Mutex::new(RowCounts::default());
+        let (sender, receiver) = crossbeam_channel::bounded::<Chunk<'_>>(config.threads * 2);
+        self.pool.in_place_scope(|scope| {
+            for _ in 0..config.threads {
+                let (receiver, rows) = (receiver.clone(), &rows);
+                scope.spawn(move |_| {
+                    let counts = self.read_chunks(reading, receiver);
+                    let mut rows = rows.lock().expect("no panics while locked");
+                    rows.read += counts.read;
+                    rows.good += counts.good;
+                });
+            }
+            drop(receiver);
+            loop {
+                match feed.next_chunk() {
+                    Ok(Some(chunk)) if !failure.happened() => {
+                        if sender.send(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        failure.set(e);
+                        break;
+                    }
+                }
+            }
+            drop(sender);
+        });
+        failure.check()?;
+        Ok(rows.into_inner().expect("no panics while locked"))
+    }
+
+    /// One worker of the read phase: parses the chunks it receives into its partition buffers.
+    fn read_chunks(
+        &self,
+        reading: &Reading<'_, '_>,
+        chunks: crossbeam_channel::Receiver<Chunk<'_>>,
+    ) -> RowCounts {
+        let (source, bad_rows) = (reading.source, &reading.bad_rows);
+        let mut parser = ChunkParser::new(source.path(), &reading.header.layout);
+        let writer = PartitionWriter::new(
+            reading.store,
+            reading.partitioner.clone(),
+            reading.block_size,
+            reading.products,
+        );
+        let mut worker = Worker::new(writer, bad_rows, self.config.parse_only);
+        let mut read = 0;
+        for chunk in chunks.iter() {
+            if self.failure.happened() || chunk.offset > bad_rows.cutoff() {
+                continue;
+            }
+            read += parser.parse(&chunk, &mut worker);
+            self.progress.advance(chunk.data.len() as u64);
+            crate::faults::point("reading");
+            if let Cow::Borrowed(data) = &chunk.data {
+                let start = chunk.offset as usize;
+                source.release(start..start + data.len());
+            }
+            if let Some(e) = worker.error.take() {
+                self.failure.set(e);
+            }
+        }
+        let good = worker.good;
+        if let Err(e) = worker.writer.finish() {
+            self.failure.set(e);
+        }
+        RowCounts { read, good }
+    }
+
+    /// Reduces every partition of `store`, handing each run to `on_run`; returns the number of
+    /// customers. Partitions are taken in order, one at a time, by each thread, as the memory
+    /// they need to be reduced is free.
+    fn reduce(
+        &self,
+        store: PartitionStore<'_>,
+        spill: &SpillDir,
+        products: &Catalogue,
+        ordered: bool,
+        on_run: &(impl Fn(Run, Option<usize>) -> Result<()> + Sync),
+    ) -> Result<u64> {
+        let (config, failure) = (self.config, &self.failure);
+        let budget = ReduceBudget::new(config.memory_limit / 2);
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let mut most = 0;
+        for (place, part) in store.into_partitions().into_iter().enumerate() {
+            let need = reduce_need(part.memory_bytes(), part.file_bytes());
+            most = most.max(need);
+            sender
+                .send((place, part, need))
+                .expect("the receiver is here");
+        }
+        drop(sender);
+        if config.threads > 1 && 2 * most > budget.limit {
+            log::info!(
+                "the largest partition needs about {} MB to be reduced; two do not fit in half \
+                 of --memory-limit ({} MB), so reducers take turns (a larger limit reduces them \
+                 side by side)",
+                most >> 20,
+                budget.limit >> 20
+            );
+        }
+        let customers = Mutex::new(0u64);
+        self.pool.in_place_scope(|scope| {
+            for _ in 0..config.threads {
+                let (receiver, budget, customers) = (receiver.clone(), &budget, &customers);
+                scope.spawn(move |_| {
+                    let mut scratch = Scratch::default();
+                    for (place, part, need) in receiver.iter() {
+                        if failure.happened() {
+                            break;
+                        }
+                        crate::faults::point("reducing");
+                        self.progress.advance(1);
+                        let _held = budget.take(need);
+                        if failure.happened() {
+                            break;
+                        }
+                        let reduced = part.into_blocks(spill).and_then(|blocks| {
+                            let run = reduce_partition_with(&blocks, products, &mut scratch)?;
+                            drop(blocks);
+                            *customers.lock().expect("no panics while locked") += run.rows;
+                            on_run(run, ordered.then_some(place))
+                        });
+                        if let Err(e) = reduced {
+                            failure.set(e);
+                        }
+                    }
+                });
+            }
+        });
+        failure.check()?;
+        Ok(customers.into_inner().expect("no panics while locked"))
+    }
+}
+
+/// The run's rayon pool of `threads` workers (the aggregation and the CSV sink's merge share it).
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("custagg-{i}"))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))
+}
