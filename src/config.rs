@@ -37,7 +37,7 @@ pub struct Config {
 pub const DEFAULT_CHUNK_SIZE: usize = 2 << 20;
 
 impl Config {
-    /// A configuration with the defaults of SPEC §4 for `source`.
+    /// A configuration with the defaults of contract §4 for `source`.
     pub fn new(source: impl Into<PathBuf>) -> Config {
         Config {
             source: source.into(),

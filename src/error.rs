@@ -1,6 +1,6 @@
 //! The library's one error type: what failed and where, in words a user can act on.
 //!
-//! Every variant knows its exit code (SPEC §6: 1 runtime failure, 2 usage, 3 bad input), so the
+//! Every variant knows its exit code (contract §6: 1 runtime failure, 2 usage, 3 bad input), so the
 //! binary only prints the message and exits with `Error::exit_code`.
 
 use std::fmt;
@@ -41,7 +41,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error (SPEC §6).
+    /// The process exit code for this error (contract §6).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Io { .. } | Error::Overflow { .. } | Error::Database { .. } => 1,

@@ -68,7 +68,7 @@ fn sample_loads_with_the_known_answers() {
     }
     assert_eq!(fingerprint(&mut client, "customers").0, 885);
 
-    // The shape of SPEC §3: types, not-null, primary key, statistics.
+    // The shape of contract §3: types, not-null, primary key, statistics.
     let columns: Vec<(String, String, String)> = client
         .query(
             "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \

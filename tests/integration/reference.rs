@@ -1,4 +1,4 @@
-//! The reference implementation: SPEC §2–3 written as plainly as possible, over rows that are
+//! The reference implementation: contract §2–3 written as plainly as possible, over rows that are
 //! already parsed, with its own calendar arithmetic. The engine must agree with it byte for byte.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,11 +1,15 @@
 //! The `custagg` binary: parse the command line, build the configuration, run, and map errors to
-//! exit codes (SPEC §6). Everything else lives in the library.
+//! exit codes (contract §6). Everything else lives in the library.
+//!
+//! The binary's own parts: [`cli`] (the flags), [`bars`] (progress bars on a terminal),
+//! [`summary`] (the closing summary) and [`report`] (`--report` JSON).
 
 mod bars;
 mod cli;
+mod report;
+mod summary;
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -15,6 +19,8 @@ use custagg::sink::connect::Connection;
 use custagg::{Error, Summary};
 
 use cli::{Cli, Command};
+use report::write_report;
+use summary::{human_bytes, print_summary};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -112,98 +118,5 @@ fn run(cli: &Cli, progress: &dyn Progress) -> Result<(Option<Summary>, String), 
             Ok((Some(summary), format!("{table} in {}", connection.shown())))
         }
         (None, None) => unreachable!("clap requires --table or --output"),
-    }
-}
-
-/// The figures of a run as JSON, for schedulers; written on failure too.
-fn write_report(
-    path: &Path,
-    summary: Option<&Summary>,
-    error: Option<&str>,
-    exit_status: u8,
-    started: Instant,
-) -> Result<(), Error> {
-    let seconds = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
-    let report = serde_json::json!({
-        "exit_status": exit_status,
-        "error": error,
-        "rows_read": summary.map(|s| s.rows_read),
-        "rows_rejected": summary.map(|s| s.rows_rejected),
-        "rows_aggregated": summary.map(|s| s.rows_aggregated),
-        "customers": summary.map(|s| s.customers),
-        "bytes": summary.map(|s| s.bytes),
-        "partitions": summary.map(|s| s.partitions),
-        "spilled_bytes": summary.map(|s| s.spilled_bytes),
-        "seconds": {
-            "read": seconds(summary.map(|s| s.read_time)),
-            "reduce": seconds(summary.map(|s| s.reduce_time)),
-            "write": seconds(summary.map(|s| s.write_time)),
-            "copy_during_reduce": seconds(summary.map(|s| s.copy_time)),
-            "total": started.elapsed().as_secs_f64(),
-        },
-        "peak_memory_bytes": summary
-            .and_then(|s| s.peak_memory)
-            .or_else(custagg::progress::peak_memory),
-    });
-    let mut file = custagg::atomic::AtomicFile::create(path, "cannot write the report")?;
-    file.write_with(|f| {
-        serde_json::to_writer_pretty(&mut *f, &report)?;
-        std::io::Write::write_all(f, b"\n")
-    })?;
-    file.commit()
-}
-
-/// The summary of SPEC §7, on stderr: what was done, then time per phase, then memory.
-fn print_summary(s: &Summary, target: &str, config: &custagg::Config) {
-    let total = s.read_time + s.reduce_time + s.write_time;
-    let rate = |bytes: u64, secs: f64| human_bytes((bytes as f64 / secs.max(1e-9)) as u64);
-    eprintln!(
-        "custagg: {} rows read, {} rejected, {} customers -> {target}",
-        s.rows_read, s.rows_rejected, s.customers
-    );
-    if s.rows_rejected > 0 {
-        eprintln!("  rejected rows are in {}", config.rejects.display());
-    }
-    eprintln!(
-        "  read    {:>7.2} s   {} at {}/s",
-        s.read_time.as_secs_f64(),
-        human_bytes(s.bytes),
-        rate(s.bytes, s.read_time.as_secs_f64())
-    );
-    eprintln!(
-        "  reduce  {:>7.2} s   {} partitions, {} spilled",
-        s.reduce_time.as_secs_f64(),
-        s.partitions,
-        human_bytes(s.spilled_bytes)
-    );
-    let copy = if s.copy_time.is_zero() {
-        String::new()
-    } else {
-        format!(
-            " (and COPY {:.2} s during the reduce)",
-            s.copy_time.as_secs_f64()
-        )
-    };
-    eprintln!("  write   {:>7.2} s{copy}", s.write_time.as_secs_f64());
-    eprintln!(
-        "  total   {:>7.2} s   {}/s; peak memory {}",
-        total.as_secs_f64(),
-        rate(s.bytes, total.as_secs_f64()),
-        s.peak_memory.map_or("unknown".into(), human_bytes)
-    );
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
