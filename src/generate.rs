@@ -88,18 +88,7 @@ fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<
     let id_width = (customers + 10_000).to_string().len().max(7);
     let stride = coprime_stride(customers);
     let products = catalogue(config.products);
-    let first_day = days_from_civil(2010, 1, 1);
-    // Both date spellings of every day, made once.
-    let dates: Vec<([u8; 10], [u8; 8])> = (0..SPAN_DAYS as i32 + 16)
-        .map(|i| {
-            let iso = format_date(first_day + i);
-            let mut compact = [0u8; 8];
-            compact[..4].copy_from_slice(&iso[..4]);
-            compact[4..6].copy_from_slice(&iso[5..7]);
-            compact[6..].copy_from_slice(&iso[8..]);
-            (iso, compact)
-        })
-        .collect();
+    let dates = date_spellings();
 
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(HEADER.as_bytes())?;
@@ -137,26 +126,16 @@ fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<
                     let u = draw.below(products.len() as u64);
                     (u * u / products.len() as u64) as usize
                 };
-                let units: i64 = if draw.chance(2) {
-                    0
-                } else if draw.chance(3) {
-                    -(1 + draw.below(20) as i64)
-                } else {
-                    1 + draw.below(300) as i64
-                };
+                let units = draw_units(&mut draw);
                 line.clear();
-                line.extend_from_slice(compact);
-                line.push(b'-');
-                line.extend_from_slice(id.as_bytes());
-                line.push(b'|');
-                line.extend_from_slice(id.as_bytes());
-                line.push(b'|');
-                line.extend_from_slice(iso);
-                line.push(b'|');
-                line.extend_from_slice(products[product].as_bytes());
-                line.push(b'|');
-                line.extend_from_slice(itoa::Buffer::new().format(units).as_bytes());
-                line.push(b'\n');
+                let row = Row {
+                    id: id.as_bytes(),
+                    iso,
+                    compact,
+                    product: products[product].as_bytes(),
+                    units,
+                };
+                row.write_to(&mut line);
                 let copies = if draw.chance(1) { 2 } else { 1 };
                 for _ in 0..copies {
                     if rows == config.rows {
@@ -172,6 +151,61 @@ fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<
     }
     out.flush()?;
     Ok(written_bytes)
+}
+
+/// Both spellings of every day of the span (and a little beyond, for runs of days that start
+/// near its end): `YYYY-MM-DD` and `YYYYMMDD`, made once.
+fn date_spellings() -> Vec<([u8; 10], [u8; 8])> {
+    let first_day = days_from_civil(2010, 1, 1);
+    (0..SPAN_DAYS as i32 + 16)
+        .map(|i| {
+            let iso = format_date(first_day + i);
+            let mut compact = [0u8; 8];
+            compact[..4].copy_from_slice(&iso[..4]);
+            compact[4..6].copy_from_slice(&iso[5..7]);
+            compact[6..].copy_from_slice(&iso[8..]);
+            (iso, compact)
+        })
+        .collect()
+}
+
+/// Units of one row: 2 % zero, 3 % of the rest returns of 1 to 20, else 1 to 300.
+fn draw_units(draw: &mut Draw) -> i64 {
+    if draw.chance(2) {
+        0
+    } else if draw.chance(3) {
+        -(1 + draw.below(20) as i64)
+    } else {
+        1 + draw.below(300) as i64
+    }
+}
+
+/// One line of the file, in the sample's columns.
+struct Row<'a> {
+    id: &'a [u8],
+    iso: &'a [u8; 10],
+    compact: &'a [u8; 8],
+    product: &'a [u8],
+    units: i64,
+}
+
+impl Row<'_> {
+    /// Appends the line: `transactionId|custId|transactionDate|productSold|unitsSold`, the id
+    /// being the compact date and the customer.
+    fn write_to(&self, line: &mut Vec<u8>) {
+        line.extend_from_slice(self.compact);
+        line.push(b'-');
+        line.extend_from_slice(self.id);
+        line.push(b'|');
+        line.extend_from_slice(self.id);
+        line.push(b'|');
+        line.extend_from_slice(self.iso);
+        line.push(b'|');
+        line.extend_from_slice(self.product);
+        line.push(b'|');
+        line.extend_from_slice(itoa::Buffer::new().format(self.units).as_bytes());
+        line.push(b'\n');
+    }
 }
 
 /// `count` product codes: the sample's kind first (`PURA100`…, 48 of them), then, alternately,

@@ -48,8 +48,8 @@ impl Plan {
 ///
 /// An id pays for its look-up while the maps it is looked up in, and the reduce's arrays by id,
 /// stay in a core's cache: with 8,192 codes they take a few hundred KB. Beyond, each row's look-up
-/// waits on the far caches, and copying the code costs less (measured with caps of 65,536 and
-/// 8,192 on catalogues of 10,000 to 1,000,000 codes: BENCHMARKS.md). The ids go to the codes met
+/// waits on the far caches, and copying the code costs less (measured on catalogues of 10,000 to
+/// 1,000,000 codes: BENCHMARKS.md). The ids go to the codes met
 /// first, which in a catalogue where a few codes sell most are likely to be those.
 fn product_cap(memory_limit: u64, threads: usize) -> usize {
     let per_code = 512 * (threads as u64 + 1);
@@ -84,8 +84,8 @@ pub(super) fn partition_count(source_len: Option<u64>, memory_limit: u64, thread
 }
 
 /// Most partitions of [`MIN_BLOCK`] buffers: each row goes to one of them, and a worker writing
-/// into more buffers than this waits on address translation and the far caches (the 10 GB set
-/// read a fifth faster with 1,024 than with 4,096: BENCHMARKS.md).
+/// into more buffers than this waits on address translation and the far caches (measured:
+/// BENCHMARKS.md).
 const MOST_PARTITIONS: u64 = 1024;
 
 /// Most partitions when the memory limit calls for [`SMALL_BLOCK`] buffers: staying within the

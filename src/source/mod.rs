@@ -165,7 +165,7 @@ impl Source {
     /// Tells the kernel that the bytes of `range` — a chunk, or the header; each range once —
     /// are done with, so that their pages stop counting towards this process's memory. The
     /// whole pages inside the range go at once; a page it shares with the range before or after
-    /// goes once both are done (else one page a chunk would stay: 19 MB over 10 GB). Pages are
+    /// goes once both are done (else one page a chunk would stay). Pages are
     /// read again from the page cache if touched later.
     pub fn release(&self, range: Range<usize>) {
         let Body::Mapped(map, _) = &self.body else {
