@@ -77,6 +77,7 @@ impl<'a> ChunkParser<'a> {
     /// header's number of fields and fits the window, `split_plain` otherwise); the rest go
     /// through csv-core, which handles all of RFC 4180. All give the same fields for such
     /// records.
+    #[inline(never)]
     pub fn parse(&mut self, chunk: &Chunk<'_>, sink: &mut impl RowSink) -> u64 {
         let data: &[u8] = &chunk.data;
         let mut reader: Option<csv_core::Reader> = None;
