@@ -4,13 +4,14 @@
 use std::path::PathBuf;
 
 use crate::parse::Delimiter;
+use crate::source::inputs::SourceSpec;
 
 /// How a run aggregates its source.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The transactions file.
-    pub source: PathBuf,
-    /// Field delimiter of the source.
+    /// The sources, as given: read as one input, in order.
+    pub sources: Vec<SourceSpec>,
+    /// Field delimiter of delimited files (a PostgreSQL source's COPY has its own).
     pub delimiter: Delimiter,
     /// Worker threads for parsing and reducing.
     pub threads: usize,
@@ -37,10 +38,16 @@ pub struct Config {
 pub const DEFAULT_CHUNK_SIZE: usize = 2 << 20;
 
 impl Config {
-    /// A configuration with the defaults of contract §4 for `source`.
+    /// A configuration with the defaults of contract §4 for the file, directory or glob
+    /// `source`.
     pub fn new(source: impl Into<PathBuf>) -> Config {
+        Config::of(vec![SourceSpec::Path(source.into())])
+    }
+
+    /// A configuration with the defaults of contract §4 for `sources`.
+    pub fn of(sources: Vec<SourceSpec>) -> Config {
         Config {
-            source: source.into(),
+            sources,
             delimiter: Delimiter::default(),
             threads: default_threads(),
             memory_limit: default_memory_limit(),

@@ -76,10 +76,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct BadRow {
     /// The input file.
     pub path: PathBuf,
-    /// Byte offset of the record's first byte in the file.
+    /// Index of that file among the run's inputs (0 when there is one).
+    pub input: u32,
+    /// Byte offset of the record's first byte in the file; for a Parquet file, the row's index.
     pub offset: u64,
-    /// Physical line (1-based) on which the record starts.
+    /// Physical line (1-based) on which the record starts; for a Parquet file, the row number.
     pub line: u64,
+    /// Whether `line` numbers the rows of a Parquet file rather than lines.
+    pub is_row_number: bool,
     /// The column at fault, by its name in the header, or `record` for the record as a whole.
     pub column: String,
     /// What is wrong, in words.
@@ -92,13 +96,11 @@ pub struct BadRow {
 
 impl fmt::Display for BadRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.path.display(),
-            self.line,
-            self.column,
-            self.reason
-        )
+        let (path, line) = (self.path.display(), self.line);
+        if self.is_row_number {
+            write!(f, "{path}: row {line}: {}: {}", self.column, self.reason)
+        } else {
+            write!(f, "{path}:{line}: {}: {}", self.column, self.reason)
+        }
     }
 }

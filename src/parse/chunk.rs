@@ -19,6 +19,8 @@ use crate::source::{Chunk, count_newlines, find_boundary};
 /// Parses the records of chunks.
 pub struct ChunkParser<'a> {
     path: &'a Path,
+    /// Index of the input among the run's, for bad rows.
+    input: u32,
     layout: &'a Layout,
     /// Required columns sorted by position, so checks report the leftmost bad field first.
     checks: [(usize, Column); 4],
@@ -62,12 +64,19 @@ impl<'a> ChunkParser<'a> {
         checks.sort_by_key(|&(i, _)| i);
         ChunkParser {
             path,
+            input: 0,
             layout,
             checks,
             fields: Fields::new(),
             spans: vec![Span::default(); layout.field_count],
             dates: DateCache::default(),
         }
+    }
+
+    /// The parser of the run's input number `input` (0 by default), which its bad rows name.
+    pub fn of_input(mut self, input: u32) -> Self {
+        self.input = input;
+        self
     }
 
     /// Parses every record of `chunk`, and returns how many records were read (good and bad).
@@ -132,8 +141,10 @@ impl<'a> ChunkParser<'a> {
                     line_pos = start;
                     sink.bad_row(BadRow {
                         path: self.path.into(),
+                        input: self.input,
                         offset: chunk.offset + start as u64,
                         line,
+                        is_row_number: false,
                         column: error.column,
                         reason: error.reason,
                         raw: trim_line_end(&data[start..pos]).to_vec(),

@@ -8,6 +8,9 @@ use std::str::FromStr;
 pub struct Delimiter(pub(super) u8);
 
 impl Delimiter {
+    /// A comma, as CSV has it (and a PostgreSQL source's `COPY … (FORMAT csv)` writes).
+    pub const COMMA: Delimiter = Delimiter(b',');
+
     /// The byte.
     pub fn as_byte(self) -> u8 {
         self.0

@@ -5,7 +5,9 @@
 //! In the order a row meets them: [`header`] finds the columns; [`chunk`] drives a chunk record
 //! by record; [`scan`] splits plain records from bit masks; [`quoted`] hands any other quoting
 //! to csv-core and checks it; [`check`] and [`dates`] check the four fields that count.
+//! [`batch`] checks the same four columns of a decoded Parquet batch.
 
+mod batch;
 mod check;
 mod chunk;
 mod dates;
@@ -16,6 +18,7 @@ mod scan;
 #[cfg(test)]
 mod tests;
 
+pub use batch::parse_batch;
 pub use check::check_units;
 pub use chunk::{ChunkParser, RowSink};
 pub use delimiter::Delimiter;

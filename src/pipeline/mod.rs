@@ -13,6 +13,7 @@
 mod budget;
 mod failure;
 mod feed;
+mod inputs;
 mod plan;
 mod sample;
 mod worker;
@@ -20,24 +21,25 @@ mod worker;
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::db::connect::Connection;
 use crate::error::{Error, Result};
-use crate::parse::{ChunkParser, Header};
+use crate::parse::{ChunkParser, parse_batch};
 use crate::partition::{PartitionStore, PartitionWriter, Partitioner};
 use crate::products::{Catalogue, ProductDict};
 use crate::progress::{Phase, Progress, peak_memory};
 use crate::reduce::{Run, Scratch, reduce_partition_with};
-use crate::rejects::{BadRows, write_rejects};
-use crate::sink::connect::Connection;
+use crate::rejects::{BadRows, position, write_rejects};
 use crate::sink::csv::CsvSink;
 use crate::sink::postgres::{Loader, TableName};
-use crate::source::{Chunk, Source};
 use crate::spill::SpillDir;
 use budget::{ReduceBudget, reduce_need};
 use failure::Failure;
-use feed::{Feed, open_feed};
+use feed::{Feeder, Work, start_stream};
+use inputs::{Opened, open_inputs};
 use plan::Plan;
 use sample::partitioner;
 use worker::Worker;
@@ -137,7 +139,7 @@ pub fn run_to_postgres(
     Ok(summary)
 }
 
-/// Aggregates the source of `config`, handing every reduced partition to `on_run` (called from
+/// Aggregates the sources of `config`, handing every reduced partition to `on_run` (called from
 /// several threads at once), with its place in customer order when partitions are ranges of
 /// customers (they are reduced in that order, so each comes about in its turn). Spill files go
 /// to `spill`.
@@ -149,11 +151,22 @@ pub fn aggregate(
     on_run: impl Fn(Run, Option<usize>) -> Result<()> + Sync,
 ) -> Result<Summary> {
     let started = Instant::now();
-    let source = Source::open(&config.source)?;
-    let (header, mut feed) = open_feed(&source, config)?;
-    progress.start(Phase::Read, source.len());
+    let inputs = open_inputs(config)?;
+    // With no mapped file to sample, the first stream's first chunk shows its heavy customers.
+    let ahead = match inputs.iter().any(|i| i.mapped().is_some()) {
+        true => None,
+        false => match inputs
+            .iter()
+            .position(|i| matches!(i, Opened::Stream { .. }))
+        {
+            Some(first) => start_stream(&inputs, first, config)?,
+            None => None,
+        },
+    };
+    let total = inputs.iter().map(Opened::text_len).sum::<Option<u64>>();
+    progress.start(Phase::Read, total);
 
-    let partitioner = partitioner(&source, &header, &feed, config);
+    let partitioner = partitioner(&inputs, ahead.as_ref(), config);
     let partitions = partitioner.count();
     let plan = Plan::new(config, partitions);
     let store = PartitionStore::new(partitions, plan.store_budget, spill);
@@ -161,8 +174,8 @@ pub fn aggregate(
     log::info!(
         "{}: {} bytes; {} threads, {partitions} partitions ({} heavy customers summed as they \
          come), blocks of {} bytes, {} bytes of records kept in memory at most",
-        source.path().display(),
-        source.len().map_or("unknown".into(), |n| n.to_string()),
+        shown_inputs(&inputs),
+        total.map_or("unknown".into(), |n| n.to_string()),
         config.threads,
         partitioner.heavy().len(),
         plan.block_size,
@@ -175,15 +188,22 @@ pub fn aggregate(
         failure: Failure::default(),
     };
     let reading = Reading {
-        source: &source,
-        header: &header,
+        inputs: &inputs,
         store: &store,
         partitioner: &partitioner,
         products: &products,
         block_size: plan.block_size,
         bad_rows: BadRows::new(config.max_bad_rows),
     };
-    let rows = phases.read(&reading, &mut feed)?;
+    let feeder = Feeder {
+        inputs: &inputs,
+        config,
+        failure: &phases.failure,
+        started: Mutex::new(ahead),
+        bytes: AtomicU64::new(0),
+    };
+    let rows = phases.read(&reading, &feeder)?;
+    let bytes = feeder.bytes_read();
     let rejected = reading.finish(config)?;
     debug_assert_eq!(rows.read, rows.good + rejected);
     let read_time = started.elapsed();
@@ -205,7 +225,7 @@ pub fn aggregate(
         rows_rejected: rejected,
         rows_aggregated: rows.good,
         customers,
-        bytes: feed.bytes_read(),
+        bytes,
         partitions,
         // The partitions' records, and the runs a sink kept there while they waited.
         spilled_bytes: spill.written_bytes(),
@@ -215,6 +235,15 @@ pub fn aggregate(
         copy_time: Duration::ZERO,
         peak_memory: peak_memory(),
     })
+}
+
+/// The inputs as the log names them: the one, or the first and how many more.
+fn shown_inputs(inputs: &[Opened]) -> String {
+    match inputs {
+        [one] => one.path().display().to_string(),
+        [first, rest @ ..] => format!("{} and {} more inputs", first.path().display(), rest.len()),
+        [] => "no input".into(),
+    }
 }
 
 /// What the two phases of a run share: the settings, the pool, and the first failure of any
@@ -228,8 +257,7 @@ struct Phases<'r> {
 
 /// What the read phase's workers share.
 struct Reading<'s, 'd> {
-    source: &'s Source,
-    header: &'s Header,
+    inputs: &'s [Opened],
     store: &'s PartitionStore<'d>,
     partitioner: &'s Partitioner,
     products: &'s ProductDict,
@@ -250,8 +278,10 @@ impl Reading<'_, '_> {
     /// After the read: the rejects file written (when bad rows may be skipped), and the bad row
     /// that decides the run, if one does; else the number of rows skipped.
     fn finish(self, config: &Config) -> Result<u64> {
-        if let Some(bytes) = self.source.bytes() {
-            self.bad_rows.number_lines(bytes); // mapped chunks are not numbered
+        for (input, opened) in self.inputs.iter().enumerate() {
+            if let Some(bytes) = opened.mapped().and_then(|(source, _)| source.bytes()) {
+                self.bad_rows.number_lines(input as u32, bytes); // mapped chunks are not numbered
+            }
         }
         let (rejected, error) = self.bad_rows.finish(&config.rejects);
         if config.max_bad_rows > 0 {
@@ -265,51 +295,36 @@ impl Reading<'_, '_> {
 }
 
 impl Phases<'_> {
-    /// Parses and partitions every chunk of `feed`: `threads` workers take chunks from a bounded
-    /// channel that this thread fills.
-    fn read(&self, reading: &Reading<'_, '_>, feed: &mut Feed<'_>) -> Result<RowCounts> {
-        let (config, failure) = (self.config, &self.failure);
+    /// Parses and partitions all work of `feeder`: `threads` workers take it from a bounded
+    /// channel that this thread and the feeder's decoder threads fill.
+    fn read<'s>(&self, reading: &Reading<'s, '_>, feeder: &Feeder<'_, 's>) -> Result<RowCounts> {
         let rows = Mutex::new(RowCounts::default());
-        let (sender, receiver) = crossbeam_channel::bounded::<Chunk<'_>>(config.threads * 2);
+        let (sender, receiver) = crossbeam_channel::bounded::<Work<'s>>(self.config.threads * 2);
         self.pool.in_place_scope(|scope| {
-            for _ in 0..config.threads {
+            for _ in 0..self.config.threads {
                 let (receiver, rows) = (receiver.clone(), &rows);
                 scope.spawn(move |_| {
-                    let counts = self.read_chunks(reading, receiver);
+                    let counts = self.read_work(reading, receiver);
                     let mut rows = rows.lock().expect("no panics while locked");
                     rows.read += counts.read;
                     rows.good += counts.good;
                 });
             }
             drop(receiver);
-            loop {
-                match feed.next_chunk() {
-                    Ok(Some(chunk)) if !failure.happened() => {
-                        if sender.send(chunk).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => break,
-                    Err(e) => {
-                        failure.set(e);
-                        break;
-                    }
-                }
-            }
+            feeder.feed(&sender);
             drop(sender);
         });
-        failure.check()?;
+        self.failure.check()?;
         Ok(rows.into_inner().expect("no panics while locked"))
     }
 
-    /// One worker of the read phase: parses the chunks it receives into its partition buffers.
-    fn read_chunks(
+    /// One worker of the read phase: parses the work it receives into its partition buffers.
+    fn read_work<'s>(
         &self,
-        reading: &Reading<'_, '_>,
-        chunks: crossbeam_channel::Receiver<Chunk<'_>>,
+        reading: &Reading<'s, '_>,
+        work: crossbeam_channel::Receiver<Work<'s>>,
     ) -> RowCounts {
-        let (source, bad_rows) = (reading.source, &reading.bad_rows);
-        let mut parser = ChunkParser::new(source.path(), &reading.header.layout);
+        let bad_rows = &reading.bad_rows;
         let writer = PartitionWriter::new(
             reading.store,
             reading.partitioner.clone(),
@@ -317,17 +332,49 @@ impl Phases<'_> {
             reading.products,
         );
         let mut worker = Worker::new(writer, bad_rows, self.config.parse_only);
+        // The parser of the input last parsed (chunks of one input mostly come in a row).
+        let mut parser: Option<(u32, ChunkParser<'s>)> = None;
         let mut read = 0;
-        for chunk in chunks.iter() {
-            if self.failure.happened() || chunk.offset > bad_rows.cutoff() {
+        for work in work.iter() {
+            if self.failure.happened() {
                 continue;
             }
-            read += parser.parse(&chunk, &mut worker);
-            self.progress.advance(chunk.data.len() as u64);
-            crate::faults::point("reading");
-            if let Cow::Borrowed(data) = &chunk.data {
-                let start = chunk.offset as usize;
-                source.release(start..start + data.len());
+            match work {
+                Work::Text { input, chunk } => {
+                    if position(input, chunk.offset) > bad_rows.cutoff() {
+                        continue;
+                    }
+                    let opened = &reading.inputs[input as usize];
+                    let parser = match &mut parser {
+                        Some((of, parser)) if *of == input => parser,
+                        slot => {
+                            let layout = opened.layout().expect("a header before its chunks");
+                            let parser = ChunkParser::new(opened.path(), layout).of_input(input);
+                            &mut slot.insert((input, parser)).1
+                        }
+                    };
+                    worker.input = input;
+                    read += parser.parse(&chunk, &mut worker);
+                    self.progress.advance(chunk.data.len() as u64);
+                    crate::faults::point("reading");
+                    if let (Cow::Borrowed(data), Some((source, _))) = (&chunk.data, opened.mapped())
+                    {
+                        let start = chunk.offset as usize;
+                        source.release(start..start + data.len());
+                    }
+                }
+                Work::RowGroup { input, group } => {
+                    worker.input = input;
+                    match self.read_group(
+                        &reading.inputs[input as usize],
+                        input,
+                        group,
+                        &mut worker,
+                    ) {
+                        Ok(rows) => read += rows,
+                        Err(e) => self.failure.set(e),
+                    }
+                }
             }
             if let Some(e) = worker.error.take() {
                 self.failure.set(e);
@@ -338,6 +385,31 @@ impl Phases<'_> {
             self.failure.set(e);
         }
         RowCounts { read, good }
+    }
+
+    /// Decodes and parses row group `group` of the Parquet file that is input `input`.
+    fn read_group(
+        &self,
+        opened: &Opened,
+        input: u32,
+        group: usize,
+        worker: &mut Worker<'_, '_>,
+    ) -> Result<u64> {
+        let Opened::Parquet { source, file } = opened else {
+            unreachable!("row groups are of Parquet files");
+        };
+        let path = source.path();
+        if position(input, file.first_row(group)) > worker.cutoff() {
+            return Ok(0);
+        }
+        let mut read = 0;
+        file.read_group(path, group, |batch, first_row| {
+            read += parse_batch(batch, &file.columns, first_row, (path, input), worker)?;
+            crate::faults::point("reading");
+            Ok(())
+        })?;
+        self.progress.advance(file.group_bytes(group));
+        Ok(read)
     }
 
     /// Reduces every partition of `store`, handing each run to `on_run`; returns the number of

@@ -4,12 +4,14 @@
 use crate::error::{BadRow, Error};
 use crate::parse::{Record, RowSink};
 use crate::partition::PartitionWriter;
-use crate::rejects::BadRows;
+use crate::rejects::{BadRows, offset_cutoff};
 
 /// One worker's side of the parse: good rows into its partition buffers, bad rows to the collector.
 pub(super) struct Worker<'s, 'd> {
     pub writer: PartitionWriter<'s, 'd>,
     bad_rows: &'s BadRows,
+    /// The input whose rows come now.
+    pub input: u32,
     pub good: u64,
     pub error: Option<Error>,
     /// Drop each row once parsed (see [`Config::parse_only`]).
@@ -26,10 +28,18 @@ impl<'s, 'd> Worker<'s, 'd> {
         Worker {
             writer,
             bad_rows,
+            input: 0,
             good: 0,
             error: None,
             parse_only,
         }
+    }
+}
+
+impl Worker<'_, '_> {
+    /// The position (see [`crate::rejects::position`]) past which rows need not be read.
+    pub(super) fn cutoff(&self) -> u64 {
+        self.bad_rows.cutoff()
     }
 }
 
@@ -55,7 +65,7 @@ impl RowSink for Worker<'_, '_> {
         if self.error.is_some() {
             0
         } else {
-            self.bad_rows.cutoff()
+            offset_cutoff(self.bad_rows.cutoff(), self.input)
         }
     }
 }

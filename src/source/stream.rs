@@ -1,18 +1,19 @@
-//! The chunks of a source that cannot be mapped (a pipe, a FIFO), read front to back into owned
-//! buffers with the same boundary rule.
+//! The chunks of a source that is not mapped (a pipe, a FIFO, a compressed file, a COPY from
+//! PostgreSQL), read front to back into owned buffers with the same boundary rule.
 
 use std::borrow::Cow;
-use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
+use std::path::Path;
 
+use super::Chunk;
 use super::boundary::{count_newlines, last_boundary};
-use super::{Chunk, Source};
 use crate::error::{Error, Result};
 
-/// Chunks of a source that cannot be mapped, read front to back.
+/// Chunks of a source that is not mapped, read front to back.
 pub struct StreamChunks<'s> {
-    source: &'s Source,
-    file: &'s File,
+    /// The source, for messages.
+    path: &'s Path,
+    reader: Box<dyn Read + Send + 's>,
     /// Bytes read but not yet handed out; they start at a record boundary outside quotes.
     buf: Vec<u8>,
     offset: u64,
@@ -22,11 +23,11 @@ pub struct StreamChunks<'s> {
 }
 
 impl<'s> StreamChunks<'s> {
-    /// Chunks of about `chunk_size` bytes of `file`, the body of `source`.
-    pub(super) fn new(source: &'s Source, file: &'s File, chunk_size: usize) -> Self {
+    /// Chunks of about `chunk_size` bytes of the text `reader` gives; `path` names it.
+    pub fn new(path: &'s Path, reader: Box<dyn Read + Send + 's>, chunk_size: usize) -> Self {
         StreamChunks {
-            source,
-            file,
+            path,
+            reader,
             buf: Vec::new(),
             offset: 0,
             line: 1,
@@ -47,9 +48,8 @@ impl<'s> StreamChunks<'s> {
             while !self.eof && self.buf.len() < want {
                 let old = self.buf.len();
                 self.buf.resize(want, 0);
-                let n = (&mut &*self.file)
-                    .read(&mut self.buf[old..])
-                    .map_err(|e| Error::io(self.source.path(), "cannot read the source file", e))?;
+                let n = read_some(&mut self.reader, &mut self.buf[old..])
+                    .map_err(|e| read_error(self.path, e))?;
                 self.buf.truncate(old + n);
                 self.eof = n == 0;
             }
@@ -79,5 +79,28 @@ impl<'s> StreamChunks<'s> {
                 None => want = self.buf.len() * 2,
             }
         }
+    }
+}
+
+/// One read, again when interrupted.
+fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// A failed read: bad data (a truncated or corrupt compressed file) is bad input, exit 3; the
+/// rest is the system's.
+fn read_error(path: &Path, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::InvalidData {
+        Error::Input {
+            path: path.into(),
+            message: e.to_string(),
+        }
+    } else {
+        Error::io(path, "cannot read the source file", e)
     }
 }

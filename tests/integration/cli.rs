@@ -234,13 +234,17 @@ fn max_bad_rows_skips_into_the_rejects_file() {
     );
     let rejected = dir.read("rejects.csv");
     let lines: Vec<&str> = rejected.lines().collect();
-    assert_eq!(lines[0], "line,column,reason,record");
+    assert_eq!(lines[0], "line,column,reason,record,file");
     assert!(
         lines[1].starts_with("3,transactionDate,`2011/01/01` is not a date"),
         "{rejected}"
     );
     assert!(
-        lines[2] == "5,record,\"has 4 fields, the header has 5\",4|c|2011-01-02|P",
+        lines[2]
+            == format!(
+                "5,record,\"has 4 fields, the header has 5\",4|c|2011-01-02|P,{}",
+                source.display()
+            ),
         "{rejected}"
     );
     assert_eq!(lines.len(), 3);

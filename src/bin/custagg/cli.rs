@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use custagg::Config;
 use custagg::config::{default_memory_limit, default_threads, parse_memory_limit};
+use custagg::db::TableName;
+use custagg::db::connect::ConnectOptions;
 use custagg::generate::GenerateConfig;
 use custagg::parse::Delimiter;
-use custagg::sink::connect::ConnectOptions;
-use custagg::sink::postgres::TableName;
+use custagg::source::inputs::SourceSpec;
+use custagg::source::postgres::{PgSource, Select};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -18,6 +20,13 @@ Examples:
 
   Write the rows to a local CSV file instead:
     custagg --source data/transaction.csv --output customers.csv
+
+  Read a day's compressed exports (gzip, zstd or Parquet, told from their bytes):
+    custagg --source 'exports/2026-12-*.csv.gz' --database warehouse --table customers
+
+  Read standard input, or a table of an operational database:
+    zcat day.csv.gz | custagg --source - --output customers.csv
+    custagg --source 'postgresql://reader@ops/shop?table=sales.transactions' --output out.csv
 
   Skip up to 100 bad rows, keeping them in rejects.csv:
     custagg --source big.csv --output out.csv --max-bad-rows 100 --rejects rejects.csv
@@ -64,10 +73,40 @@ pub enum Command {
 /// Flags of the main run.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The transactions file: delimited, a header line naming custId, transactionDate,
-    /// productSold and unitsSold (any order, any case; other columns are ignored).
-    #[arg(long, value_name = "PATH", env = "CUSTAGG_SOURCE", required = true)]
-    pub source: Option<PathBuf>,
+    /// Where the transactions are; repeat it to read several as one input, in order. A file
+    /// (plain delimited text, gzip, zstd or Parquet, told from its first bytes), a directory
+    /// (its files, sorted by name), a glob ('exports/2026-*.csv.gz', expanded by custagg), `-`
+    /// for standard input, or a PostgreSQL table: 'postgresql://host/db?table=schema.name'.
+    /// Text has a header line naming custId, transactionDate, productSold and unitsSold (any
+    /// order, any case; other columns are ignored), as Parquet names its columns.
+    #[arg(
+        long,
+        value_name = "PATH|-|URL",
+        env = "CUSTAGG_SOURCE",
+        required_unless_present = "source_query"
+    )]
+    pub source: Vec<SourceSpec>,
+
+    /// Read the rows a query returns (one SELECT, run read-only in one snapshot) from the
+    /// database of --source-db-url, after any --source.
+    #[arg(
+        long,
+        value_name = "SQL",
+        env = "CUSTAGG_SOURCE_QUERY",
+        requires = "source_db_url"
+    )]
+    pub source_query: Option<String>,
+
+    /// The database --source-query reads: postgresql://user@host:port/db; what it leaves out
+    /// comes from the PG* variables.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CUSTAGG_SOURCE_DB_URL",
+        hide_env_values = true,
+        requires = "source_query"
+    )]
+    pub source_db_url: Option<String>,
 
     /// Target table, `name` or `schema.name` (letters, digits and _; folded to lower case);
     /// replaced atomically at the end of the run.
@@ -219,7 +258,13 @@ pub struct GenerateArgs {
 impl RunArgs {
     /// The validated configuration of the run.
     pub fn config(&self) -> Config {
-        let source = self.source.clone().expect("clap requires --source");
+        let mut sources = self.source.clone();
+        if let (Some(query), Some(url)) = (&self.source_query, &self.source_db_url) {
+            sources.push(SourceSpec::Postgres(PgSource {
+                url: url.clone(),
+                select: Select::Query(query.clone()),
+            }));
+        }
         let rejects = self
             .rejects
             .clone()
@@ -229,7 +274,7 @@ impl RunArgs {
                 (None, None) => PathBuf::from("custagg.rejects.csv"),
             });
         Config {
-            source,
+            sources,
             delimiter: self.delimiter,
             threads: self.threads.map_or_else(default_threads, usize::from),
             memory_limit: self.memory_limit.unwrap_or_else(default_memory_limit),

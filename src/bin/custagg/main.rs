@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{CommandFactory, Parser};
+use custagg::db::connect::Connection;
 use custagg::progress::{NoProgress, Progress};
-use custagg::sink::connect::Connection;
 use custagg::{Error, Summary};
 
 use cli::{Cli, Command};

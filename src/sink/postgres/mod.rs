@@ -20,8 +20,9 @@ mod preflight;
 mod swap;
 mod table;
 
+pub use crate::db::TableName;
 pub use copy::encode_copy_row;
-pub use table::{TableName, staging_name};
+pub use table::staging_name;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -29,10 +30,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use postgres::Client;
 
+use crate::db::connect::{Connection, db_error, quote_ident};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::reduce::{Run, RunRows};
-use crate::sink::connect::{Connection, db_error, quote_ident};
 use copy::{COPY_HEADER, COPY_TRAILER};
 use preflight::Preflight;
 use table::truncate_identifier;

@@ -4,8 +4,8 @@
 
 use postgres::Client;
 
+use crate::db::connect::{Connection, db_error};
 use crate::error::{Error, Result};
-use crate::sink::connect::{Connection, db_error};
 
 /// The checks, on the run's connection.
 pub(super) struct Preflight<'c> {

@@ -7,8 +7,8 @@ use postgres::Transaction;
 
 use super::Loader;
 use super::table::truncate_identifier;
+use crate::db::connect::{db_error, quote_ident};
 use crate::error::{Error, Result};
-use crate::sink::connect::{db_error, quote_ident};
 
 /// The names one swap works with, and how its errors are told.
 struct Swap {

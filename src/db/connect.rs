@@ -113,6 +113,13 @@ impl Connection {
         &self.shown
     }
 
+    /// Connects to the database.
+    pub fn connect(&self) -> Result<Client> {
+        self.config
+            .connect(NoTls)
+            .map_err(|e| db_error(&format!("cannot connect to {}", self.shown), &e))
+    }
+
     /// Connects to the target database, creating it first when it does not exist.
     pub fn connect_creating_database(&self) -> Result<Client> {
         match self.config.connect(NoTls) {

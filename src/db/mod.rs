@@ -1,0 +1,7 @@
+//! PostgreSQL, as both ends of a run use it: connection settings ([`connect`]) and validated
+//! table names ([`name`]). A leaf module: the PostgreSQL source and the sink both build on it.
+
+pub mod connect;
+mod name;
+
+pub use name::{MAX_IDENTIFIER, TableName};
