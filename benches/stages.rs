@@ -66,6 +66,7 @@ fn stages(c: &mut Criterion) {
         products: 48,
         seed: 1,
         out: path.clone(),
+        format: Default::default(),
     })
     .unwrap();
     let data = std::fs::read(&path).unwrap();

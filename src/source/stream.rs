@@ -45,13 +45,8 @@ impl<'s> StreamChunks<'s> {
     pub fn next_chunk(&mut self) -> Result<Option<Chunk<'static>>> {
         let mut want = self.chunk_size;
         loop {
-            while !self.eof && self.buf.len() < want {
-                let old = self.buf.len();
-                self.buf.resize(want, 0);
-                let n = read_some(&mut self.reader, &mut self.buf[old..])
-                    .map_err(|e| read_error(self.path, e))?;
-                self.buf.truncate(old + n);
-                self.eof = n == 0;
+            if !self.eof && self.buf.len() < want {
+                self.fill(want)?;
             }
             if self.buf.is_empty() {
                 return Ok(None);
@@ -79,6 +74,31 @@ impl<'s> StreamChunks<'s> {
                 None => want = self.buf.len() * 2,
             }
         }
+    }
+}
+
+impl StreamChunks<'_> {
+    /// Reads until `buf` holds `want` bytes or the stream ends. The buffer is grown once, not
+    /// per read: a reader may give a few bytes at a time (a COPY gives a row per message).
+    fn fill(&mut self, want: usize) -> Result<()> {
+        let mut filled = self.buf.len();
+        self.buf.resize(want, 0);
+        let mut result = Ok(());
+        while filled < want {
+            match read_some(&mut self.reader, &mut self.buf[filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) => {
+                    result = Err(read_error(self.path, e));
+                    break;
+                }
+            }
+        }
+        self.buf.truncate(filled);
+        result
     }
 }
 

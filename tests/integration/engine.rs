@@ -45,19 +45,19 @@ fn units() -> impl Strategy<Value = i32> {
 
 /// How a test file is written.
 #[derive(Clone, Debug)]
-struct Shape {
+pub struct Shape {
     /// Positions of transactionId, custId, transactionDate, productSold, unitsSold, extra.
-    order: Vec<usize>,
-    delimiter: u8,
-    quote_all: bool,
-    crlf: bool,
-    bom: bool,
-    blank_lines: bool,
-    final_newline: bool,
-    upper_case_header: bool,
+    pub order: Vec<usize>,
+    pub delimiter: u8,
+    pub quote_all: bool,
+    pub crlf: bool,
+    pub bom: bool,
+    pub blank_lines: bool,
+    pub final_newline: bool,
+    pub upper_case_header: bool,
 }
 
-fn shape() -> impl Strategy<Value = Shape> {
+pub fn shape() -> impl Strategy<Value = Shape> {
     (
         Just((0..6).collect::<Vec<usize>>()).prop_shuffle(),
         prop_oneof![Just(b'|'), Just(b','), Just(b'\t')],
@@ -86,7 +86,7 @@ fn field(value: &str, shape: &Shape) -> String {
     }
 }
 
-fn write_file(rows: &[Tx], extras: &[String], shape: &Shape) -> Vec<u8> {
+pub fn write_file(rows: &[Tx], extras: &[String], shape: &Shape) -> Vec<u8> {
     let names = [
         "transactionId",
         "custId",
@@ -138,7 +138,7 @@ fn write_file(rows: &[Tx], extras: &[String], shape: &Shape) -> Vec<u8> {
     text.into_bytes()
 }
 
-fn transactions() -> impl Strategy<Value = Vec<Tx>> {
+pub fn transactions() -> impl Strategy<Value = Vec<Tx>> {
     let all_dates = dates();
     (
         prop::collection::vec(text(), 1..6),
@@ -259,13 +259,13 @@ fn aggregate(
 }
 
 /// Numbers below `n`, drawn from `seed`.
-fn draws(seed: u64) -> impl FnMut(u64) -> u64 {
+pub fn draws(seed: u64) -> impl FnMut(u64) -> u64 {
     let mut random = Pcg64Mcg::new(u128::from(seed));
     move |n| random.next_u64() % n
 }
 
 /// `rows` as a `|`-delimited file with a header, nothing quoted.
-fn plain_file(rows: &[Tx]) -> String {
+pub fn plain_file(rows: &[Tx]) -> String {
     let mut text = String::from("custId|transactionDate|productSold|unitsSold\n");
     for tx in rows {
         let (y, m, d) = tx.date;

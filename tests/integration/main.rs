@@ -4,6 +4,8 @@
 mod cli;
 mod engine;
 mod faults;
+mod input_forms;
+mod inputs;
 mod pg;
 mod postgres;
 mod reference;

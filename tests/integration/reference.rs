@@ -15,11 +15,11 @@ pub struct Tx {
     pub units: i32,
 }
 
-fn is_leap(y: u32) -> bool {
+pub fn is_leap(y: u32) -> bool {
     (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400)
 }
 
-fn days_in_month(y: u32, m: u32) -> u32 {
+pub fn days_in_month(y: u32, m: u32) -> u32 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,

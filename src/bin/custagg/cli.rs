@@ -8,7 +8,7 @@ use custagg::Config;
 use custagg::config::{default_memory_limit, default_threads, parse_memory_limit};
 use custagg::db::TableName;
 use custagg::db::connect::ConnectOptions;
-use custagg::generate::GenerateConfig;
+use custagg::generate::{GenerateConfig, OutputFormat};
 use custagg::parse::Delimiter;
 use custagg::source::inputs::SourceSpec;
 use custagg::source::postgres::{PgSource, Select};
@@ -250,6 +250,16 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "FILE", env = "CUSTAGG_OUT")]
     pub out: PathBuf,
 
+    /// The kind of file: `text` (`|`-delimited, like the sample) or `parquet` (the same rows;
+    /// ids as strings, productSold dictionary-encoded, the day as date32, units as int32).
+    #[arg(
+        long,
+        value_name = "KIND",
+        env = "CUSTAGG_FORMAT",
+        default_value = "text"
+    )]
+    pub format: OutputFormat,
+
     /// Print nothing but errors.
     #[arg(long, short, env = "CUSTAGG_QUIET")]
     pub quiet: bool,
@@ -317,6 +327,7 @@ impl GenerateArgs {
             products: self.products,
             seed: self.seed,
             out: self.out.clone(),
+            format: self.format,
         }
     }
 }

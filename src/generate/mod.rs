@@ -6,7 +6,10 @@
 //! zeros. Customer activity is skewed (a few customers visit often), each visit is a run of
 //! consecutive days buying one to three products, units are mostly 1–300 with some zero and some
 //! negative (returns), and about one row in a hundred is written twice. The same arguments give
-//! the same bytes on every machine: the generator is PCG-64 with integer-only draws.
+//! the same bytes on every machine: the generator is PCG-64 with integer-only draws. With
+//! `--format parquet` the same rows are written as a Parquet file instead (see [`parquet`]).
+
+mod parquet;
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -31,6 +34,30 @@ pub struct GenerateConfig {
     pub seed: u64,
     /// The file to write (replaced atomically).
     pub out: PathBuf,
+    /// What kind of file.
+    pub format: OutputFormat,
+}
+
+/// The kind of file the generator writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// `|`-delimited text, like the sample.
+    #[default]
+    Text,
+    /// Parquet, the same rows and columns (see [`parquet`]).
+    Parquet,
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" | "csv" => Ok(OutputFormat::Text),
+            "parquet" => Ok(OutputFormat::Parquet),
+            other => Err(format!("`{other}` is not a kind of file: text or parquet")),
+        }
+    }
 }
 
 /// The header of generated files, the same as the sample's.
@@ -49,7 +76,10 @@ pub fn generate(config: &GenerateConfig) -> Result<u64> {
         return Err(Error::Usage("--customers must be at least 1".into()));
     }
     let mut file = AtomicFile::create(&config.out, "cannot write the generated file")?;
-    let bytes = file.write_with(|f| write_rows(config, f))?;
+    let bytes = file.write_with(|f| match config.format {
+        OutputFormat::Text => write_text(config, f),
+        OutputFormat::Parquet => parquet::write_parquet(config, f),
+    })?;
     file.commit()?;
     Ok(bytes)
 }
@@ -82,7 +112,28 @@ pub(crate) fn draws(seed: u64) -> impl FnMut(u64) -> u64 {
     move |n| draw.below(n)
 }
 
-fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<u64> {
+/// The text file: the header, then a line per row.
+fn write_text(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<u64> {
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    out.write_all(HEADER.as_bytes())?;
+    out.write_all(b"\n")?;
+    let mut written_bytes = HEADER.len() as u64 + 1;
+    let mut line = Vec::with_capacity(128);
+    each_row(config, |row| {
+        line.clear();
+        row.write_to(&mut line);
+        written_bytes += line.len() as u64;
+        out.write_all(&line)
+    })?;
+    out.flush()?;
+    Ok(written_bytes)
+}
+
+/// Hands the `config.rows` rows to `emit`, in file order.
+fn each_row<E>(
+    config: &GenerateConfig,
+    mut emit: impl FnMut(&Row<'_>) -> Result<(), E>,
+) -> Result<(), E> {
     let mut draw = Draw::new(config.seed);
     let customers = config.customers;
     let id_width = (customers + 10_000).to_string().len().max(7);
@@ -90,12 +141,7 @@ fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<
     let products = catalogue(config.products);
     let dates = date_spellings();
 
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    out.write_all(HEADER.as_bytes())?;
-    out.write_all(b"\n")?;
-    let mut written_bytes = HEADER.len() as u64 + 1;
     let mut rows = 0u64;
-    let mut line = Vec::with_capacity(128);
     let mut visit = 0u64;
     while rows < config.rows {
         // Every customer once, in scattered order; then a skewed pick: u^2 for u uniform in
@@ -116,7 +162,7 @@ fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<
             run += 1;
         }
         let favourite = draw.below(products.len() as u64) as usize;
-        for (iso, compact) in &dates[start..start + run] {
+        for (iso, compact, day) in &dates[start..start + run] {
             let kinds = 1 + draw.below(3);
             for k in 0..kinds {
                 let product = if k == 0 && draw.chance(70) {
@@ -127,35 +173,33 @@ fn write_rows(config: &GenerateConfig, file: &std::fs::File) -> std::io::Result<
                     (u * u / products.len() as u64) as usize
                 };
                 let units = draw_units(&mut draw);
-                line.clear();
                 let row = Row {
                     id: id.as_bytes(),
                     iso,
                     compact,
+                    day: *day,
                     product: products[product].as_bytes(),
                     units,
                 };
-                row.write_to(&mut line);
                 let copies = if draw.chance(1) { 2 } else { 1 };
                 for _ in 0..copies {
                     if rows == config.rows {
                         break;
                     }
-                    out.write_all(&line)?;
-                    written_bytes += line.len() as u64;
+                    emit(&row)?;
                     rows += 1;
                 }
             }
         }
         visit += 1;
     }
-    out.flush()?;
-    Ok(written_bytes)
+    Ok(())
 }
 
 /// Both spellings of every day of the span (and a little beyond, for runs of days that start
-/// near its end): `YYYY-MM-DD` and `YYYYMMDD`, made once.
-fn date_spellings() -> Vec<([u8; 10], [u8; 8])> {
+/// near its end), `YYYY-MM-DD` and `YYYYMMDD`, and its day number (days since 1970-01-01),
+/// made once.
+fn date_spellings() -> Vec<([u8; 10], [u8; 8], i32)> {
     let first_day = days_from_civil(2010, 1, 1);
     (0..SPAN_DAYS as i32 + 16)
         .map(|i| {
@@ -164,7 +208,7 @@ fn date_spellings() -> Vec<([u8; 10], [u8; 8])> {
             compact[..4].copy_from_slice(&iso[..4]);
             compact[4..6].copy_from_slice(&iso[5..7]);
             compact[6..].copy_from_slice(&iso[8..]);
-            (iso, compact)
+            (iso, compact, first_day + i)
         })
         .collect()
 }
@@ -185,6 +229,8 @@ struct Row<'a> {
     id: &'a [u8],
     iso: &'a [u8; 10],
     compact: &'a [u8; 8],
+    /// The day, as a number (for Parquet's date32).
+    day: i32,
     product: &'a [u8],
     units: i64,
 }
