@@ -195,8 +195,8 @@ pub struct RunArgs {
     )]
     pub max_bad_rows: u64,
 
-    /// Where skipped bad rows go: CSV of line, column, reason and the record
-    /// [default: <table>.rejects.csv, or <output>.rejects.csv].
+    /// Where skipped bad rows go: CSV of line (a Parquet file's row), column, reason, the record
+    /// and its file [default: <table>.rejects.csv, or <output>.rejects.csv].
     #[arg(long, value_name = "FILE", env = "CUSTAGG_REJECTS")]
     pub rejects: Option<PathBuf>,
 
