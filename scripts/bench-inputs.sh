@@ -56,30 +56,11 @@ run_once() { # NAME COMMAND...
 }
 warm() { cat "$@" >/dev/null; }
 
-# The benchmark's query, as scripts/bench.sh runs it, over FROM_CLAUSE.
-query() { # FROM_CLAUSE OUTPUT
-    cat <<PY
-import duckdb
-duckdb.sql("""
-COPY (
-  WITH t AS (
-    SELECT custId AS c, productSold AS p, CAST(transactionDate AS DATE) AS d,
-           CAST(unitsSold AS INTEGER) AS u
-    FROM $1),
-  totals AS (SELECT c, p, sum(u::BIGINT) AS s FROM t GROUP BY c, p),
-  fav AS (SELECT c, p FROM (SELECT c, p, row_number() OVER (PARTITION BY c ORDER BY s DESC, p) AS rn
-                             FROM totals) WHERE rn = 1),
-  days AS (SELECT DISTINCT c, d FROM t),
-  runs AS (SELECT c, d - CAST(row_number() OVER (PARTITION BY c ORDER BY d) AS INTEGER) AS g FROM days),
-  streak AS (SELECT c, max(n) AS s FROM (SELECT c, g, count(*) AS n FROM runs GROUP BY c, g) GROUP BY c)
-  SELECT fav.c AS customer_id, fav.p AS favourite_product, streak.s AS longest_streak
-  FROM fav JOIN streak USING (c) ORDER BY customer_id
-) TO '$2' (HEADER, DELIMITER ',')""")
-PY
-}
-query "read_csv('$SETS/gz/*.csv.gz', delim = '|', header = true, all_varchar = true)" "$OUT/duckdb-gz.csv" >"$OUT/gz.py"
-query "read_csv('$SETS/zst/*.csv.zst', delim = '|', header = true, all_varchar = true, compression = 'zstd')" "$OUT/duckdb-zst.csv" >"$OUT/zst.py"
-query "read_parquet('$PARQUET')" "$OUT/duckdb-parquet.csv" >"$OUT/parquet.py"
+# The benchmarks' query (scripts/duckdb-query.py, as scripts/bench.sh runs it) over each set.
+QUERY=$PWD/scripts/duckdb-query.py
+GZ_FROM="read_csv('$SETS/gz/*.csv.gz', delim = '|', header = true, all_varchar = true)"
+ZST_FROM="read_csv('$SETS/zst/*.csv.zst', delim = '|', header = true, all_varchar = true, compression = 'zstd')"
+PARQUET_FROM="read_parquet('$PARQUET')"
 
 "$BIN" --quiet --source "$PLAIN" --output "$OUT/plain.csv"
 GZ=("$SETS"/gz/*.csv.gz)
@@ -88,14 +69,14 @@ for _ in $(seq "$RUNS"); do
     warm "${GZ[@]}"
     run_once "zcat, 2 processes (floor)" sh -c 'printf "%s\n" "$@" | xargs -P 2 -n 8 zcat >/dev/null' _ "${GZ[@]}"
     run_once "custagg, 16 gzip" "$BIN" --quiet --source "$SETS/gz" --output "$OUT/custagg-gz.csv"
-    run_once "duckdb, 16 gzip" python3 "$OUT/gz.py"
+    run_once "duckdb, 16 gzip" python3 "$QUERY" "$GZ_FROM" "$OUT/duckdb-gz.csv"
     warm "${ZST[@]}"
     run_once "zstdcat, 2 processes (floor)" sh -c 'printf "%s\n" "$@" | xargs -P 2 -n 8 zstdcat -q >/dev/null' _ "${ZST[@]}"
     run_once "custagg, 16 zstd" "$BIN" --quiet --source "$SETS/zst" --output "$OUT/custagg-zst.csv"
-    run_once "duckdb, 16 zstd" python3 "$OUT/zst.py"
+    run_once "duckdb, 16 zstd" python3 "$QUERY" "$ZST_FROM" "$OUT/duckdb-zst.csv"
     warm "$PARQUET"
     run_once "custagg, Parquet" "$BIN" --quiet --source "$PARQUET" --output "$OUT/custagg-parquet.csv"
-    run_once "duckdb, Parquet" python3 "$OUT/parquet.py"
+    run_once "duckdb, Parquet" python3 "$QUERY" "$PARQUET_FROM" "$OUT/duckdb-parquet.csv"
     warm "$PLAIN"
     run_once "custagg, plain file" "$BIN" --quiet --source "$PLAIN" --output "$OUT/custagg-plain.csv"
 done

@@ -97,24 +97,12 @@ run() {
     medians "$1"
 }
 
-DUCKDB_SQL="
-COPY (
-  WITH t AS (
-    SELECT custId AS c, productSold AS p, CAST(transactionDate AS DATE) AS d,
-           CAST(unitsSold AS INTEGER) AS u
-    FROM read_csv(getenv('SOURCE'), delim = '|', header = true, all_varchar = true)),
-  totals AS (SELECT c, p, sum(u::BIGINT) AS s FROM t GROUP BY c, p),
-  fav AS (SELECT c, p FROM (SELECT c, p, row_number() OVER (PARTITION BY c ORDER BY s DESC, p) AS rn
-                             FROM totals) WHERE rn = 1),
-  days AS (SELECT DISTINCT c, d FROM t),
-  runs AS (SELECT c, d - CAST(row_number() OVER (PARTITION BY c ORDER BY d) AS INTEGER) AS g FROM days),
-  streak AS (SELECT c, max(n) AS s FROM (SELECT c, g, count(*) AS n FROM runs GROUP BY c, g) GROUP BY c)
-  SELECT fav.c AS customer_id, fav.p AS favourite_product, streak.s AS longest_streak
-  FROM fav JOIN streak USING (c) ORDER BY customer_id
-) TO '$OUT/duckdb.csv' (HEADER, DELIMITER ',')"
+# The query (scripts/duckdb-query.py) over the file named by $SOURCE.
 cat >"$OUT/query.py" <<PY
-import duckdb, os
-duckdb.sql("""$DUCKDB_SQL""".replace("getenv('SOURCE')", "'" + os.environ["SOURCE"] + "'"))
+import os, runpy, sys
+source = "read_csv('" + os.environ["SOURCE"] + "', delim = '|', header = true, all_varchar = true)"
+sys.argv = ["duckdb-query.py", source, "$OUT/duckdb.csv"]
+runpy.run_path("$PWD/scripts/duckdb-query.py")
 PY
 # DuckDB reading the file alone: the four columns converted as the query converts them, with
 # trivial aggregates (max of a text still reads each value). No tool computes the result without

@@ -12,6 +12,7 @@ use rand_pcg::rand_core::Rng;
 
 use custagg::Config;
 use custagg::parse::Delimiter;
+use custagg::source::inputs::SourceSpec;
 
 use crate::reference::{Date, Tx, days_from, expected_csv};
 use crate::util::Dir;
@@ -250,12 +251,8 @@ fn aggregate(
     source: &Path,
     configure: impl FnOnce(&mut Config),
 ) -> (custagg::pipeline::Summary, String) {
-    let mut config = Config::new(source);
-    config.spill_dir = dir.root().to_path_buf();
-    configure(&mut config);
-    let output = dir.path("out.csv");
-    let summary = custagg::run_to_csv(&config, &output, &custagg::progress::NoProgress).unwrap();
-    (summary, std::fs::read_to_string(&output).unwrap())
+    let source = SourceSpec::Path(source.to_path_buf());
+    crate::inputs::aggregate_sources(dir, vec![source], configure)
 }
 
 /// Numbers below `n`, drawn from `seed`.
