@@ -27,9 +27,9 @@ done
 cargo build --release --quiet
 BIN=$PWD/target/release/custagg
 
+mkdir -p "$SETS/gz" "$SETS/zst"
 PLAIN=$DATA/1g.csv
 [ -f "$PLAIN" ] || "$BIN" generate --quiet --rows 22000000 --customers 2000000 --seed 1 --out "$PLAIN"
-mkdir -p "$SETS/gz" "$SETS/zst"
 if [ ! -f "$SETS/gz/part-15.csv.gz" ] || [ ! -f "$SETS/zst/part-15.csv.zst" ]; then
     echo "(splitting $PLAIN into 16 files, gzip and zstd)" >&2
     rm -f "$SETS"/gz/* "$SETS"/zst/*

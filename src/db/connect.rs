@@ -1,5 +1,6 @@
 //! Connecting to PostgreSQL: settings from flags, the `PG*` variables or a URL, the password from
-//! `PGPASSWORD` or `~/.pgpass`, a connect timeout, and the target database created when missing.
+//! `PGPASSWORD` or `~/.pgpass`, TLS as libpq's `sslmode` has it ([`super::tls`]), a connect
+//! timeout, and the target database created when missing.
 //!
 //! Nothing here ever formats a password: errors name the server as `user@host:port/database`.
 
@@ -7,9 +8,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use postgres::Client;
 use postgres::config::Host;
-use postgres::{Client, NoTls};
 
+use super::tls::{SslMode, Tls, split_tls_params};
 use crate::error::{Error, Result};
 
 /// How long to wait for a connection before giving up.
@@ -29,12 +31,15 @@ pub struct ConnectOptions {
     pub user: String,
     /// Database; overrides the URL's.
     pub database: Option<String>,
+    /// `sslmode`; overrides the URL's, and `PGSSLMODE` applies only when neither says.
+    pub sslmode: Option<SslMode>,
 }
 
 /// Settings ready to connect with.
 #[derive(Clone)]
 pub struct Connection {
     config: postgres::Config,
+    tls: Tls,
     database: String,
     shown: String,
 }
@@ -42,8 +47,12 @@ pub struct Connection {
 impl Connection {
     /// Resolves `options` and the environment into connection settings.
     pub fn new(options: &ConnectOptions) -> Result<Connection> {
+        let (url, mut tls_params) = match &options.url {
+            Some(url) => split_tls_params(url)?,
+            None => (String::new(), Default::default()),
+        };
         let mut config = match &options.url {
-            Some(url) => postgres::Config::from_str(url).map_err(|e| {
+            Some(_) => postgres::Config::from_str(&url).map_err(|e| {
                 // The parser's message never repeats the URL, so no password can leak through it.
                 Error::Usage(format!(
                     "--db-url / DATABASE_URL is not a valid connection string: {e}"
@@ -51,6 +60,10 @@ impl Connection {
             })?,
             None => postgres::Config::new(),
         };
+        if options.sslmode.is_some() {
+            tls_params.sslmode = options.sslmode;
+        }
+        let tls = Tls::new(&tls_params.or_environment()?)?;
         if config.get_hosts().is_empty() {
             config.host(&options.host);
         }
@@ -78,6 +91,12 @@ impl Connection {
         config.dbname(&database);
         config.application_name("custagg");
         config.connect_timeout(CONNECT_TIMEOUT);
+        // libpq never encrypts a Unix socket, whatever the mode; nor do we.
+        let unix = matches!(config.get_hosts().first(), Some(Host::Unix(_)));
+        config.ssl_mode(match unix {
+            true => postgres::config::SslMode::Disable,
+            false => tls.postgres_mode(),
+        });
 
         let host = match config.get_hosts().first() {
             Some(Host::Tcp(h)) => h.clone(),
@@ -98,6 +117,7 @@ impl Connection {
         let shown = format!("{user}@{host}:{port}/{database}");
         Ok(Connection {
             config,
+            tls,
             database,
             shown,
         })
@@ -113,24 +133,65 @@ impl Connection {
         &self.shown
     }
 
+    /// The TLS settings in force.
+    pub fn tls(&self) -> &Tls {
+        &self.tls
+    }
+
     /// Connects to the database.
     pub fn connect(&self) -> Result<Client> {
-        self.config
-            .connect(NoTls)
-            .map_err(|e| db_error(&format!("cannot connect to {}", self.shown), &e))
+        self.try_connect(&self.config)
+            .map_err(|e| self.connect_error(&e))
     }
 
     /// Connects to the target database, creating it first when it does not exist.
     pub fn connect_creating_database(&self) -> Result<Client> {
-        match self.config.connect(NoTls) {
+        match self.try_connect(&self.config) {
             Ok(client) => Ok(client),
             Err(e) if e.code() == Some(&postgres::error::SqlState::INVALID_CATALOG_NAME) => {
                 self.create_database()?;
-                self.config
-                    .connect(NoTls)
-                    .map_err(|e| db_error(&format!("cannot connect to {}", self.shown), &e))
+                self.connect()
             }
-            Err(e) => Err(db_error(&format!("cannot connect to {}", self.shown), &e)),
+            Err(e) => Err(self.connect_error(&e)),
+        }
+    }
+
+    /// Whether `client`'s session is encrypted, as the server reports it (`pg_stat_ssl`), in
+    /// words for the summary: `TLS 1.3, verify-full` or `not encrypted`.
+    pub fn encryption(&self, client: &mut Client) -> Result<String> {
+        let row = client
+            .query_opt(
+                "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .map_err(|e| db_error(&format!("{}: cannot read pg_stat_ssl", self.shown), &e))?;
+        Ok(match row {
+            Some(row) if row.get::<_, bool>(0) => {
+                let version: Option<String> = row.get(1);
+                let version = version
+                    .unwrap_or_else(|| "TLS".into())
+                    .replace("TLSv", "TLS ");
+                format!("{version}, {}", self.tls.checks())
+            }
+            _ => "not encrypted".into(),
+        })
+    }
+
+    fn try_connect(
+        &self,
+        config: &postgres::Config,
+    ) -> std::result::Result<Client, postgres::Error> {
+        config.connect(self.tls.connector())
+    }
+
+    fn connect_error(&self, e: &postgres::Error) -> Error {
+        let error = db_error(&format!("cannot connect to {}", self.shown), e);
+        match (error, self.tls.hint(e)) {
+            (Error::Database { what, message }, Some(hint)) => Error::Database {
+                what,
+                message: format!("{message}: {hint}"),
+            },
+            (error, _) => error,
         }
     }
 
@@ -139,7 +200,7 @@ impl Connection {
         for maintenance in ["postgres", "template1"] {
             let mut config = self.config.clone();
             config.dbname(maintenance);
-            match config.connect(NoTls) {
+            match self.try_connect(&config) {
                 Ok(mut client) => {
                     let sql = format!("CREATE DATABASE {}", quote_ident(&self.database));
                     return match client.batch_execute(&sql) {
@@ -163,6 +224,9 @@ impl Connection {
             }
         }
         let e = last.expect("tried at least once");
+        if self.tls.hint(&e).is_some() {
+            return Err(self.connect_error(&e));
+        }
         Err(db_error(
             &format!(
                 "database {} does not exist, and no maintenance database to create it from",
@@ -289,6 +353,7 @@ mod tests {
             port: 6543,
             user: "u".into(),
             database: Some("d".into()),
+            sslmode: None,
         };
         assert_eq!(Connection::new(&options).unwrap().shown(), "u@h:6543/d");
 

@@ -73,6 +73,9 @@ pub struct Summary {
     pub copy_time: Duration,
     /// Peak resident memory of the process, in bytes, when known.
     pub peak_memory: Option<u64>,
+    /// How the target's connection is protected, as the server reports it: `TLS 1.3,
+    /// verify-full` or `not encrypted`; `None` for a CSV output.
+    pub encryption: Option<String>,
 }
 
 /// Aggregates the source of `config` into the CSV file `output`.
@@ -109,6 +112,7 @@ pub fn run_to_postgres(
     progress: &dyn Progress,
 ) -> Result<Summary> {
     let mut loader = Loader::prepare(connection, target, lock_timeout)?;
+    let encryption = loader.encryption().to_string();
     let spill = SpillDir::create(&config.spill_dir)?;
     let pool = thread_pool(config.threads)?;
     let (sender, receiver) = crossbeam_channel::bounded::<Run>(config.threads * 2);
@@ -136,6 +140,7 @@ pub fn run_to_postgres(
     summary.write_time = started.elapsed();
     summary.copy_time = times.copy;
     summary.peak_memory = peak_memory();
+    summary.encryption = Some(encryption);
     Ok(summary)
 }
 
@@ -234,6 +239,7 @@ pub fn aggregate(
         write_time: Duration::ZERO,
         copy_time: Duration::ZERO,
         peak_memory: peak_memory(),
+        encryption: None,
     })
 }
 

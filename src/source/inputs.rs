@@ -65,6 +65,7 @@ impl FromStr for SourceSpec {
             return Ok(SourceSpec::Postgres(PgSource {
                 url,
                 select: Select::Table(table),
+                sslmode: None,
             }));
         }
         if s.is_empty() {

@@ -13,6 +13,7 @@ use postgres::{Client, IsolationLevel};
 
 use crate::db::TableName;
 use crate::db::connect::{ConnectOptions, Connection, db_error, quote_ident};
+use crate::db::tls::SslMode;
 use crate::error::{Error, Result};
 
 /// What a PostgreSQL source reads, and from where.
@@ -23,6 +24,8 @@ pub struct PgSource {
     pub url: String,
     /// The rows to read.
     pub select: Select,
+    /// `--sslmode`, over the URL's.
+    pub sslmode: Option<SslMode>,
 }
 
 /// The rows a PostgreSQL source reads.
@@ -49,6 +52,7 @@ impl PgSource {
             port: var("PGPORT", "5432").parse().unwrap_or(5432),
             user: var("PGUSER", "postgres"),
             database: None,
+            sslmode: self.sslmode,
         })
         .map_err(|e| match e {
             Error::Usage(m) => Error::Usage(format!("the PostgreSQL source: {m}")),
@@ -119,6 +123,7 @@ mod tests {
         let table = PgSource {
             url: "postgresql://h/db".into(),
             select: Select::Table("Sales.Tx".parse().unwrap()),
+            sslmode: None,
         };
         assert_eq!(
             table.copy_sql(),

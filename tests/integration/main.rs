@@ -9,4 +9,5 @@ mod inputs;
 mod pg;
 mod postgres;
 mod reference;
+mod tls;
 mod util;

@@ -3,11 +3,13 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use custagg::Config;
 use custagg::config::{default_memory_limit, default_threads, parse_memory_limit};
 use custagg::db::TableName;
 use custagg::db::connect::ConnectOptions;
+use custagg::db::tls::SslMode;
 use custagg::generate::{GenerateConfig, OutputFormat};
 use custagg::parse::Delimiter;
 use custagg::source::inputs::SourceSpec;
@@ -143,6 +145,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
     pub db_url: Option<String>,
 
+    /// TLS to PostgreSQL, as libpq's sslmode: disable; prefer (encrypt when the server offers
+    /// it); require (encrypt or fail); verify-ca (and check the server's certificate against
+    /// sslrootcert / PGSSLROOTCERT, by default ~/.postgresql/root.crt, or `system`); verify-full
+    /// (and check that it names the host). A client certificate comes from sslcert/sslkey
+    /// (PGSSLCERT/PGSSLKEY, by default ~/.postgresql/postgresql.crt and .key) when present.
+    /// Applies to the target and to PostgreSQL sources, over their connection strings' sslmode.
+    /// [default: the connection string's sslmode, else PGSSLMODE, else prefer]
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_parser = clap::builder::PossibleValuesParser::new(SslMode::NAMES)
+            .map(|s| s.parse::<SslMode>().expect("a possible value"))
+    )]
+    pub sslmode: Option<SslMode>,
+
     /// Seconds the final swap waits for a lock on the target before giving up (the table is then
     /// left as it was).
     #[arg(
@@ -273,7 +290,15 @@ impl RunArgs {
             sources.push(SourceSpec::Postgres(PgSource {
                 url: url.clone(),
                 select: Select::Query(query.clone()),
+                sslmode: None,
             }));
+        }
+        for source in &mut sources {
+            if let SourceSpec::Postgres(source) = source
+                && self.sslmode.is_some()
+            {
+                source.sslmode = self.sslmode;
+            }
         }
         let rejects = self
             .rejects
@@ -309,6 +334,7 @@ impl RunArgs {
             port: self.port,
             user: self.user.clone(),
             database: self.database.clone(),
+            sslmode: self.sslmode,
         }
     }
 

@@ -24,6 +24,7 @@ pub fn write_report(
         "bytes": summary.map(|s| s.bytes),
         "partitions": summary.map(|s| s.partitions),
         "spilled_bytes": summary.map(|s| s.spilled_bytes),
+        "encryption": summary.and_then(|s| s.encryption.as_deref()),
         "seconds": {
             "read": seconds(summary.map(|s| s.read_time)),
             "reduce": seconds(summary.map(|s| s.reduce_time)),

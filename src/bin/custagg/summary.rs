@@ -6,8 +6,12 @@ use custagg::Summary;
 pub fn print_summary(s: &Summary, target: &str, config: &custagg::Config) {
     let total = s.read_time + s.reduce_time + s.write_time;
     let rate = |bytes: u64, secs: f64| human_bytes((bytes as f64 / secs.max(1e-9)) as u64);
+    let encryption = s
+        .encryption
+        .as_ref()
+        .map_or(String::new(), |e| format!(" ({e})"));
     eprintln!(
-        "custagg: {} rows read, {} rejected, {} customers -> {target}",
+        "custagg: {} rows read, {} rejected, {} customers -> {target}{encryption}",
         s.rows_read, s.rows_rejected, s.customers
     );
     if s.rows_rejected > 0 {

@@ -61,6 +61,8 @@ pub struct Loader {
     /// The staging table exists and is ours to drop.
     staging_exists: bool,
     times: LoadTimes,
+    /// The connection's protection, in words ([`Connection::encryption`]).
+    encryption: String,
 }
 
 impl Loader {
@@ -72,6 +74,7 @@ impl Loader {
         lock_timeout: Duration,
     ) -> Result<Loader> {
         let mut client = connection.connect_creating_database()?;
+        let encryption = connection.encryption(&mut client)?;
         let mut checks = Preflight::new(&mut client, connection);
         let schema = checks.schema_of(target)?;
         let qualified = format!("{schema}.{}", target.table);
@@ -86,6 +89,7 @@ impl Loader {
             lock_timeout,
             staging_exists: false,
             times: LoadTimes::default(),
+            encryption,
         };
         // Holding the advisory lock, any staging table of this target is a killed run's.
         let sql = format!(
@@ -100,6 +104,11 @@ impl Loader {
         })?;
         loader.staging_exists = true;
         Ok(loader)
+    }
+
+    /// How the connection is protected: `TLS 1.3, verify-full` or `not encrypted`.
+    pub fn encryption(&self) -> &str {
+        &self.encryption
     }
 
     fn ident(&self, name: &str) -> String {
