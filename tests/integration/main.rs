@@ -1,6 +1,7 @@
 //! Integration tests: one test binary, the real `custagg` binary, and a reference implementation
 //! that checks the engine on random inputs.
 
+mod alert;
 mod cli;
 mod engine;
 mod faults;
@@ -9,5 +10,6 @@ mod inputs;
 mod pg;
 mod postgres;
 mod reference;
+mod spark;
 mod tls;
 mod util;
