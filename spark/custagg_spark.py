@@ -79,6 +79,11 @@ def parse_args(argv):
                         help="PostgreSQL port [env: PGPORT] (default 5432)")
     parser.add_argument("--user", default=env("PGUSER", "postgres"),
                         help="PostgreSQL user [env: PGUSER] (default postgres)")
+    parser.add_argument("--sslmode", default=env("PGSSLMODE"),
+                        choices=["disable", "prefer", "require", "verify-ca", "verify-full"],
+                        help="TLS as libpq's sslmode, for the driver's and the executors' "
+                        "connections; the authorities from PGSSLROOTCERT [env: PGSSLMODE] "
+                        "(default prefer)")
     parser.add_argument("--lock-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="how long the swap waits for a lock on the target (default 10)")
     parser.add_argument("--output", default=env("CUSTAGG_OUTPUT"), metavar="FILE.csv",
@@ -339,6 +344,7 @@ class Target:
         return self.psycopg.connect(host=self.args.host, port=self.args.port,
                                     user=self.args.user, dbname=database,
                                     password=self.password, connect_timeout=10,
+                                    sslmode=self.args.sslmode or "prefer",
                                     application_name="custagg_spark")
 
     def connect_creating_database(self):
@@ -377,6 +383,11 @@ class Target:
                       "ApplicationName": "custagg_spark"}
         if self.password:
             properties["password"] = self.password
+        # The JDBC driver takes libpq's TLS settings under the same names.
+        if self.args.sslmode:
+            properties["sslmode"] = self.args.sslmode
+        if os.environ.get("PGSSLROOTCERT"):
+            properties["sslrootcert"] = os.environ["PGSSLROOTCERT"]
         result.write.jdbc(self.jdbc_url(), staging, mode="append", properties=properties)
         stored = self.scalar(self.sql.SQL("SELECT count(*) FROM {}").format(
             self.ident(self.staging)))

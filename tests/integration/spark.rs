@@ -36,6 +36,11 @@ fn spark_available() -> bool {
 
 /// Runs the Spark job with `args`, none of the PG or custagg variables leaking in.
 fn spark(args: &[&str]) -> Run {
+    spark_with(args, &[])
+}
+
+/// [`spark`] with `env` set.
+fn spark_with(args: &[&str], env: &[(&str, &str)]) -> Run {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("spark/custagg_spark.py");
     let mut cmd = Command::new("python3");
     cmd.arg(script).args(args);
@@ -46,6 +51,7 @@ fn spark(args: &[&str]) -> Run {
             cmd.env_remove(&*name);
         }
     }
+    cmd.envs(env.iter().copied());
     let out = cmd.output().unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
@@ -264,14 +270,15 @@ fn the_spark_job_writes_what_custagg_writes_and_loads_like_it() {
 
     // Into the tests' server: the rows custagg writes, in place of the table.
     let db = server().database("spark");
-    let load = |source: &Path| {
-        let url: postgres::Config = server().url().parse().unwrap();
-        let host = match &url.get_hosts()[0] {
-            postgres::config::Host::Tcp(h) => h.clone(),
-            postgres::config::Host::Unix(p) => p.display().to_string(),
-        };
-        let port = url.get_ports()[0].to_string();
-        spark(&[
+    let url: postgres::Config = server().url().parse().unwrap();
+    let host = match &url.get_hosts()[0] {
+        postgres::config::Host::Tcp(h) => h.clone(),
+        postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let port = url.get_ports()[0].to_string();
+    let user = url.get_user().unwrap_or("postgres").to_string();
+    let load_at = |source: &Path, host: &str, env: &[(&str, &str)]| {
+        let args = [
             "--source",
             source.to_str().unwrap(),
             "--database",
@@ -279,13 +286,15 @@ fn the_spark_job_writes_what_custagg_writes_and_loads_like_it() {
             "--table",
             "sales.customers",
             "--host",
-            &host,
+            host,
             "--port",
             &port,
             "--user",
-            url.get_user().unwrap_or("postgres"),
-        ])
+            &user,
+        ];
+        spark_with(&args, env)
     };
+    let load = |source: &Path| load_at(source, &host, &[]);
     let table = |db: &str| -> String {
         let mut client = server().client(db);
         let mut out = String::from("customer_id,favourite_product,longest_streak\n");
@@ -320,6 +329,20 @@ fn the_spark_job_writes_what_custagg_writes_and_loads_like_it() {
         table(&db) == ours,
         "the loaded table differs from custagg's rows"
     );
+    // Over TLS with the certificate checked (the tests' own server: its CA is known).
+    if let Some(own) = server().own() {
+        let ca = own.tls.ca.to_str().unwrap();
+        let env = [("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ca)];
+        let r = load_at(&sample, "localhost", &env);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let r = load_at(&sample, "127.0.0.1", &env);
+        assert_eq!(
+            r.code, 1,
+            "a host the certificate does not name: {}",
+            r.stderr
+        );
+        assert!(table(&db) == ours);
+    }
 
     // A view depends on the table: a reload refills it in place and the view keeps working.
     let dir = Dir::new();
