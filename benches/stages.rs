@@ -67,6 +67,7 @@ fn stages(c: &mut Criterion) {
         seed: 1,
         out: path.clone(),
         format: Default::default(),
+        shape: Default::default(),
     })
     .unwrap();
     let data = std::fs::read(&path).unwrap();

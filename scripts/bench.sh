@@ -4,9 +4,12 @@
 #   scripts/bench.sh                # the 1 GB set: 22,000,000 rows, 2,000,000 customers
 #   RUNS=5 scripts/bench.sh
 #   BIG=1 scripts/bench.sh          # also the 10 GB out-of-core run (200 M rows, 20 M customers)
-#   SHAPES=1 scripts/bench.sh       # also 4 M-row files in other shapes: a 100,000-code catalogue,
-#                                   # every field quoted, rows in date order, 3 rows in 10 from
-#                                   # one customer, UUID customer ids, 15 columns (against DuckDB)
+#   SHAPES=1 scripts/bench.sh       # also six 1 GB files of other shapes from `custagg generate`
+#                                   # (skewed customers, clustered days, a large catalogue, long
+#                                   # ids, many duplicates), each against DuckDB and the targets
+#   TEXT_SHAPES=1 scripts/bench.sh  # also 4 M-row files of other text: every field quoted, rows
+#                                   # in date order, 3 rows in 10 from one customer, UUID ids, 15
+#                                   # columns, a 100,000-code catalogue (against DuckDB)
 #
 # Needs the duckdb Python package (pip install duckdb; polars too, if installed) and /usr/bin/time. Data sets are made with
 # `custagg generate` into data/bench/ when missing. Every tool computes the same result (checked
@@ -186,6 +189,68 @@ awk -v a="${TIME[custagg --threads 1]}" -v b="${TIME[custagg]}" \
 echo "all results identical (cmp)"
 
 if [ "${SHAPES:-0}" = 1 ]; then
+    # Six shapes of 1 GB, each made once by `custagg generate` (seed 1, 2,000,000 customers):
+    #   generated  the generator's own shape (the 1 GB set above);
+    #   skewed     --skew 4 (u^4: median 6 rows a customer, the busiest hundreds of thousands),
+    #              --day-spread 30 (each customer's visits within a month of its own date),
+    #              40 codes of geometric popularity (each 80 % as likely as the one before),
+    #              0.3 % repeated lines — the shape of issue 22;
+    #   clustered  --day-spread 14: each customer's days within two weeks;
+    #   catalogue  100,000 product codes, all alike (--popularity uniform);
+    #   long-ids   customer ids of 24 digits (--id-length 24; 13 M rows make the 1 GB);
+    #   repeats    customers uniform (--skew 1) and 10 % of rows written twice.
+    # Per shape: custagg with 2 threads, 1 thread and parsing only, in turns, then DuckDB; the
+    # ratios the issue sets as targets, each from this run.
+    shape_file() { # name rows generate-flags...
+        local file="$DATA/shape1g-$1.csv" rows=$2; shift 2
+        [ $# -gt 0 ] || { echo "$DATA/1g.csv"; return; } # the generator's own shape: the 1 GB set
+        [ -f "$file" ] || "$BIN" generate --quiet --rows "$rows" --customers 2000000 --seed 1 "$@" --out "$file"
+        echo "$file"
+    }
+    SHAPE_LIST=("generated:22000000:"
+        "skewed:22000000:--skew 4 --day-spread 30 --products 40 --popularity geometric --duplicates 0.3"
+        "clustered:22000000:--day-spread 14"
+        "catalogue:21000000:--products 100000 --popularity uniform"
+        "long-ids:13000000:--id-length 24"
+        "repeats:22000000:--skew 1 --duplicates 10")
+    declare -A SHAPE_BYTES
+    for entry in "${SHAPE_LIST[@]}"; do
+        IFS=: read -r name rows flags <<<"$entry"
+        # shellcheck disable=SC2086 # the flags are words
+        file=$(shape_file "$name" "$rows" $flags)
+        SHAPE_BYTES[$name]=$(stat -c %s "$file")
+        unpin
+        pin "$file"
+        SOURCE=$file
+        WARM=$file
+        export SOURCE
+        for _ in $(seq "$RUNS"); do
+            run_once "$name custagg" "$BIN" --quiet --source "$SOURCE" --output "$OUT/custagg.csv"
+            run_once "$name threads 1" "$BIN" --quiet --threads 1 --source "$SOURCE" --output "$OUT/custagg1.csv"
+            run_once "$name parse" "$BIN" --quiet --parse-only --source "$SOURCE" --output "$OUT/floor.csv"
+        done
+        run "$name duckdb" python3 "$OUT/query.py"
+        medians "$name custagg" "$name threads 1" "$name parse"
+        cmp -s "$OUT/custagg.csv" "$OUT/custagg1.csv" || { echo "$name: --threads 1 differs" >&2; exit 1; }
+        cmp -s "$OUT/custagg.csv" "$OUT/duckdb.csv" || { echo "$name: DuckDB's result differs" >&2; exit 1; }
+    done
+    unpin
+    printf '
+shapes of 1 GB, %s runs each, medians (targets: DuckDB time / custagg >= 10; DuckDB RSS /
+' "$RUNS"
+    printf 'custagg RSS >= 12 and custagg RSS <= 256 MB; custagg / parse-only <= 2.2; 1 -> 2 threads >= 1.8)
+'
+    printf '%-10s %6s %9s %9s %9s %9s %8s %8s %7s %7s %7s %7s
+' shape MB custagg "1 thread" parse duckdb         "RSS MB" "duck MB" "vs duck" "RSS x" "/parse" "1->2"
+    for entry in "${SHAPE_LIST[@]}"; do
+        name=${entry%%:*}
+        awk -v n="$name" -v b="${SHAPE_BYTES[$name]}" -v c="${TIME[$name custagg]}" -v one="${TIME[$name threads 1]}"             -v p="${TIME[$name parse]}" -v d="${TIME[$name duckdb]}" -v m="${RSS[$name custagg]}" -v dm="${RSS[$name duckdb]}"             'BEGIN {printf "%-10s %6.0f %9.3f %9.3f %9.3f %9.3f %8.0f %8.0f %6.1fx %6.1fx %6.2fx %6.2fx\n",
+                n, b/1e6, c, one, p, d, m/1024, dm/1024, d/c, dm/m, c/p, one/c}'
+    done
+    echo "all results identical (cmp)"
+fi
+
+if [ "${TEXT_SHAPES:-0}" = 1 ]; then
     # The same kind of data in shapes real files have, against DuckDB in the same minutes: a
     # large catalogue, every field quoted (as many exporters write), rows in date order (as
     # transaction logs are), 3 rows in 10 from one walk-in "guest" customer, customer ids as

@@ -5,9 +5,11 @@
 //! `transactionId|custId|transactionDate|productSold|unitsSold`, 7-digit customer ids with leading
 //! zeros. Customer activity is skewed (a few customers visit often), each visit is a run of
 //! consecutive days buying one to three products, units are mostly 1–300 with some zero and some
-//! negative (returns), and about one row in a hundred is written twice. The same arguments give
-//! the same bytes on every machine: the generator is PCG-64 with integer-only draws. With
-//! `--format parquet` the same rows are written as a Parquet file instead (see [`parquet`]).
+//! negative (returns), and about one row in a hundred is written twice. [`Shape`] changes that:
+//! how skewed customers are, how clustered each one's days are, how product popularity falls,
+//! how many rows repeat and how long the ids are. The same arguments give the same bytes on every
+//! machine: the generator is PCG-64 with integer-only draws. With `--format parquet` the same
+//! rows are written as a Parquet file instead (see [`parquet`]).
 
 mod parquet;
 
@@ -36,6 +38,90 @@ pub struct GenerateConfig {
     pub out: PathBuf,
     /// What kind of file.
     pub format: OutputFormat,
+    /// How the rows are distributed.
+    pub shape: Shape,
+}
+
+/// How the generated rows are distributed. The default is the generator's own shape, which the
+/// same seed reproduces byte for byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Customer skew: after every customer's first visit, visits go to customer index
+    /// `u^skew × customers` for `u` uniform in [0, 1): 1 is uniform, 2 (the default) gives the
+    /// top 1 % of customers a tenth of the visits, 8 gives a few customers thousands of rows and
+    /// most a handful.
+    pub skew: u32,
+    /// Each customer's visits start within this many days of a date of its own; `None` (the
+    /// default) spreads them over the whole two-year span.
+    pub day_spread: Option<u64>,
+    /// How product popularity falls along the catalogue.
+    pub popularity: Popularity,
+    /// Rows written twice, in hundredths of a per cent (100, 1 %, by default).
+    pub duplicates_bp: u64,
+    /// Customer ids zero-padded to at least this many digits (by default 7, or what the
+    /// customer count needs).
+    pub id_length: Option<usize>,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            skew: 2,
+            day_spread: None,
+            popularity: Popularity::Skewed,
+            duplicates_bp: 100,
+            id_length: None,
+        }
+    }
+}
+
+/// How product popularity falls along the catalogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Popularity {
+    /// Code `u²/n` for `u` uniform below `n`: low codes sell more; each visit's first product is
+    /// the customer's favourite, uniform over the catalogue (the default).
+    Skewed,
+    /// Every code alike.
+    Uniform,
+    /// Each code `percent` % as likely as the one before (favourites too): a few best sellers.
+    Geometric(u64),
+}
+
+impl std::str::FromStr for Popularity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "skewed" => Ok(Popularity::Skewed),
+            "uniform" => Ok(Popularity::Uniform),
+            "geometric" => Ok(Popularity::Geometric(80)),
+            _ => match s.strip_prefix("geometric:").map(str::parse::<u64>) {
+                Some(Ok(p)) if (1..=99).contains(&p) => Ok(Popularity::Geometric(p)),
+                _ => Err(format!(
+                    "`{s}` is not a popularity: skewed, uniform, geometric or geometric:P (P a \
+                     per cent, 1 to 99)"
+                )),
+            },
+        }
+    }
+}
+
+/// A share of rows as a per cent with up to two decimals (`0.3`, `1`, `2.5%`), in hundredths of
+/// a per cent.
+pub fn parse_duplicates(s: &str) -> Result<u64, String> {
+    let text = s.trim_end_matches('%');
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || (!fraction.is_empty() && !digits(fraction)) || fraction.len() > 2 {
+        return Err(format!("`{s}` is not a per cent with at most two decimals"));
+    }
+    let whole: u64 = whole.parse().map_err(|_| format!("`{s}` is too large"))?;
+    let fraction: u64 = format!("{fraction:0<2}").parse().expect("two digits");
+    let bp = whole * 100 + fraction;
+    if bp > 5_000 {
+        return Err(format!("`{s}`: at most 50 % of rows can be repeated"));
+    }
+    Ok(bp)
 }
 
 /// The kind of file the generator writes.
@@ -135,8 +221,12 @@ fn each_row<E>(
     mut emit: impl FnMut(&Row<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut draw = Draw::new(config.seed);
+    let shape = &config.shape;
     let customers = config.customers;
-    let id_width = (customers + 10_000).to_string().len().max(7);
+    let id_width = (customers + 10_000)
+        .to_string()
+        .len()
+        .max(shape.id_length.unwrap_or(7));
     let stride = coprime_stride(customers);
     let products = catalogue(config.products);
     let dates = date_spellings();
@@ -149,28 +239,36 @@ fn each_row<E>(
         let index = if visit < customers {
             visit
         } else {
-            let u = u128::from(draw.below(1 << 20));
-            ((u * u * u128::from(customers)) >> 40) as u64
+            skewed_index(draw.below(1 << 20), shape.skew, customers)
         };
         let customer = (u128::from(index.min(customers - 1)) * u128::from(stride)
             % u128::from(customers)) as u64
             + 10_000;
         let id = format!("{customer:0id_width$}");
-        let start = draw.below(SPAN_DAYS) as usize;
+        let start = match shape.day_spread {
+            None => draw.below(SPAN_DAYS) as usize,
+            Some(spread) => {
+                let spread = spread.clamp(1, SPAN_DAYS);
+                // A date of the customer's own, the same at every visit.
+                let own = customer.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+                (own % (SPAN_DAYS - spread + 1) + draw.below(spread)) as usize
+            }
+        };
         let mut run = 1;
         while run < 10 && draw.chance(50) {
             run += 1;
         }
-        let favourite = draw.below(products.len() as u64) as usize;
+        let favourite = match shape.popularity {
+            Popularity::Skewed | Popularity::Uniform => draw.below(products.len() as u64) as usize,
+            popularity => pick_product(&mut draw, popularity, products.len()),
+        };
         for (iso, compact, day) in &dates[start..start + run] {
             let kinds = 1 + draw.below(3);
             for k in 0..kinds {
                 let product = if k == 0 && draw.chance(70) {
                     favourite
                 } else {
-                    // Low catalogue indices sell more.
-                    let u = draw.below(products.len() as u64);
-                    (u * u / products.len() as u64) as usize
+                    pick_product(&mut draw, shape.popularity, products.len())
                 };
                 let units = draw_units(&mut draw);
                 let row = Row {
@@ -181,7 +279,12 @@ fn each_row<E>(
                     product: products[product].as_bytes(),
                     units,
                 };
-                let copies = if draw.chance(1) { 2 } else { 1 };
+                // below(10_000) < 100 is the same draw and test as chance(1).
+                let copies = if draw.below(10_000) < shape.duplicates_bp {
+                    2
+                } else {
+                    1
+                };
                 for _ in 0..copies {
                     if rows == config.rows {
                         break;
@@ -194,6 +297,40 @@ fn each_row<E>(
         visit += 1;
     }
     Ok(())
+}
+
+/// The customer index `u^skew × customers` for `u = draw / 2^20`, in fixed point (40 bits of
+/// fraction; `skew` 2 is exactly the generator's original `u² × customers`).
+fn skewed_index(draw: u64, skew: u32, customers: u64) -> u64 {
+    let u = u128::from(draw);
+    let mut power = match skew {
+        0 | 1 => u << 20,
+        _ => u * u,
+    };
+    for _ in 2..skew {
+        power = (power * u) >> 20;
+    }
+    ((power * u128::from(customers)) >> 40) as u64
+}
+
+/// A catalogue index by `popularity`.
+fn pick_product(draw: &mut Draw, popularity: Popularity, len: usize) -> usize {
+    let n = len as u64;
+    match popularity {
+        // Low catalogue indices sell more.
+        Popularity::Skewed => {
+            let u = draw.below(n);
+            (u * u / n) as usize
+        }
+        Popularity::Uniform => draw.below(n) as usize,
+        Popularity::Geometric(percent) => {
+            let mut i = 0;
+            while i + 1 < len && draw.chance(percent) {
+                i += 1;
+            }
+            i
+        }
+    }
 }
 
 /// Both spellings of every day of the span (and a little beyond, for runs of days that start
@@ -297,6 +434,25 @@ mod tests {
         let distinct: std::collections::HashSet<&String> = codes.iter().collect();
         assert_eq!(distinct.len(), codes.len());
         assert_eq!(catalogue(5).len(), 5);
+    }
+
+    #[test]
+    fn shapes_parse_and_the_default_skew_is_the_original_formula() {
+        for u in [0u64, 1, 12_345, (1 << 20) - 1] {
+            for customers in [1u64, 885, 2_000_000] {
+                let v = u128::from(u);
+                let original = ((v * v * u128::from(customers)) >> 40) as u64;
+                assert_eq!(skewed_index(u, 2, customers), original);
+                assert!(skewed_index(u, 8, customers) <= original);
+                assert!(skewed_index(u, 1, customers) < customers);
+            }
+        }
+        assert_eq!(parse_duplicates("0.3"), Ok(30));
+        assert_eq!(parse_duplicates("1%"), Ok(100));
+        assert_eq!(parse_duplicates("2.25"), Ok(225));
+        assert!(parse_duplicates("0.333").is_err() && parse_duplicates("51").is_err());
+        assert_eq!("geometric:70".parse(), Ok(Popularity::Geometric(70)));
+        assert!("geometric:0".parse::<Popularity>().is_err());
     }
 
     #[test]

@@ -160,6 +160,96 @@ fn generate_is_deterministic_and_looks_like_the_sample() {
 }
 
 #[test]
+fn generated_shapes_have_their_shape_and_the_engine_agrees_with_the_reference() {
+    use std::collections::{HashMap, HashSet};
+    let dir = Dir::new();
+    let path = dir.path("skewed.csv");
+    let shape = [
+        "--skew",
+        "4",
+        "--day-spread",
+        "20",
+        "--products",
+        "40",
+        "--popularity",
+        "geometric:70",
+        "--duplicates",
+        "5",
+        "--id-length",
+        "24",
+    ];
+    let mut args = vec![
+        "generate",
+        "--quiet",
+        "--rows",
+        "40000",
+        "--customers",
+        "2000",
+    ];
+    args.extend(["--seed", "5", "--out", path.to_str().unwrap()]);
+    args.extend(shape);
+    assert_eq!(run(&args).code, 0);
+    let text = dir.read("skewed.csv");
+    let mut rows = Vec::new();
+    let mut per_customer: HashMap<&str, usize> = HashMap::new();
+    let mut days: HashMap<&str, HashSet<&str>> = HashMap::new();
+    let mut products: HashMap<&str, usize> = HashMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split('|').collect();
+        assert_eq!(f[1].len(), 24, "{line}");
+        *per_customer.entry(f[1]).or_default() += 1;
+        days.entry(f[1]).or_default().insert(f[2]);
+        *products.entry(f[3]).or_default() += 1;
+        let date: Vec<u32> = f[2].split('-').map(|p| p.parse().unwrap()).collect();
+        rows.push(crate::reference::Tx {
+            customer: f[1].into(),
+            product: f[3].into(),
+            date: (date[0], date[1], date[2]),
+            units: f[4].parse().unwrap(),
+        });
+    }
+    assert_eq!(rows.len(), 40_000);
+    let mut counts: Vec<usize> = per_customer.values().copied().collect();
+    counts.sort();
+    let (median, busiest) = (counts[counts.len() / 2], counts[counts.len() - 1]);
+    assert!(
+        busiest > 50 * median,
+        "skewed: median {median}, busiest {busiest}"
+    );
+    assert!(products.len() <= 40);
+    let mut sold: Vec<usize> = products.values().copied().collect();
+    sold.sort();
+    assert!(
+        sold[sold.len() - 1] > 10 * sold[sold.len() / 2],
+        "geometric popularity"
+    );
+    // Clustered: a busy customer's distinct days fit within the spread plus a visit's run.
+    let busy = per_customer.iter().max_by_key(|(_, n)| **n).unwrap().0;
+    let spread =
+        days[busy].iter().min().unwrap().to_string() + ".." + days[busy].iter().max().unwrap();
+    assert!(days[busy].len() <= 20 + 10, "{spread}");
+    let mut unique: Vec<&str> = text.lines().collect();
+    unique.sort();
+    unique.dedup();
+    let repeated = 40_001 - unique.len();
+    assert!(
+        (1_000..3_000).contains(&repeated),
+        "5 % repeated lines: {repeated}"
+    );
+
+    let expected = crate::reference::expected_csv(&rows);
+    for extra in [&[][..], &["--force-spill", "--threads", "1"][..]] {
+        let out = dir.path("out.csv");
+        let r = run_to(&path, &out, extra);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            dir.read("out.csv") == expected,
+            "{extra:?} differs from the reference"
+        );
+    }
+}
+
+#[test]
 fn first_bad_row_stops_the_run_with_file_line_column_and_exit_3() {
     let dir = Dir::new();
     let source = dir.write(

@@ -10,7 +10,7 @@ use custagg::config::{default_memory_limit, default_threads, parse_memory_limit}
 use custagg::db::TableName;
 use custagg::db::connect::ConnectOptions;
 use custagg::db::tls::SslMode;
-use custagg::generate::{GenerateConfig, OutputFormat};
+use custagg::generate::{GenerateConfig, OutputFormat, Popularity, Shape, parse_duplicates};
 use custagg::parse::Delimiter;
 use custagg::source::inputs::SourceSpec;
 use custagg::source::postgres::{PgSource, Select};
@@ -277,6 +277,39 @@ pub struct GenerateArgs {
     )]
     pub format: OutputFormat,
 
+    /// Customer skew: visits after each customer's first go to index u^K of the customers (u
+    /// uniform): 1 uniform, 2 the top 1 % get a tenth of the visits, 8 a few customers with
+    /// thousands of rows and most with a handful.
+    #[arg(long, value_name = "K", env = "CUSTAGG_SKEW", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub skew: u32,
+
+    /// Cluster each customer's visits within this many days of a date of its own [default:
+    /// anywhere in the two years].
+    #[arg(long, value_name = "DAYS", env = "CUSTAGG_DAY_SPREAD",
+          value_parser = clap::value_parser!(u64).range(1..=730))]
+    pub day_spread: Option<u64>,
+
+    /// How popularity falls along the catalogue: `skewed` (low codes sell more), `uniform`, or
+    /// `geometric[:P]` (each code P % as likely as the one before, 80 by default).
+    #[arg(
+        long,
+        value_name = "KIND",
+        env = "CUSTAGG_POPULARITY",
+        default_value = "skewed"
+    )]
+    pub popularity: Popularity,
+
+    /// The share of rows written twice, a per cent (`0.3`).
+    #[arg(long, value_name = "PERCENT", env = "CUSTAGG_DUPLICATES", default_value = "1",
+          value_parser = parse_duplicates)]
+    pub duplicates: u64,
+
+    /// Customer ids zero-padded to at least this many digits [default: 7].
+    #[arg(long, value_name = "DIGITS", env = "CUSTAGG_ID_LENGTH",
+          value_parser = clap::value_parser!(u64).range(1..=200))]
+    pub id_length: Option<u64>,
+
     /// Print nothing but errors.
     #[arg(long, short, env = "CUSTAGG_QUIET")]
     pub quiet: bool,
@@ -354,6 +387,13 @@ impl GenerateArgs {
             seed: self.seed,
             out: self.out.clone(),
             format: self.format,
+            shape: Shape {
+                skew: self.skew,
+                day_spread: self.day_spread,
+                popularity: self.popularity,
+                duplicates_bp: self.duplicates,
+                id_length: self.id_length.map(|n| n as usize),
+            },
         }
     }
 }
