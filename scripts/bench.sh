@@ -235,16 +235,17 @@ if [ "${SHAPES:-0}" = 1 ]; then
         cmp -s "$OUT/custagg.csv" "$OUT/duckdb.csv" || { echo "$name: DuckDB's result differs" >&2; exit 1; }
     done
     unpin
-    printf '
-shapes of 1 GB, %s runs each, medians (targets: DuckDB time / custagg >= 10; DuckDB RSS /
-' "$RUNS"
-    printf 'custagg RSS >= 12 and custagg RSS <= 256 MB; custagg / parse-only <= 2.2; 1 -> 2 threads >= 1.8)
-'
-    printf '%-10s %6s %9s %9s %9s %9s %8s %8s %7s %7s %7s %7s
-' shape MB custagg "1 thread" parse duckdb         "RSS MB" "duck MB" "vs duck" "RSS x" "/parse" "1->2"
+    printf '\nshapes of 1 GB, %s runs each, medians (targets: DuckDB time / custagg >= 10;\n' "$RUNS"
+    printf 'DuckDB RSS / custagg RSS >= 12 and custagg RSS <= 256 MB; custagg / parse-only <= 2.2;\n'
+    printf '1 -> 2 threads >= 1.8)\n'
+    printf '%-10s %6s %9s %9s %9s %9s %8s %8s %7s %7s %7s %7s\n' shape MB custagg "1 thread" parse \
+        duckdb "RSS MB" "duck MB" "vs duck" "RSS x" "/parse" "1->2"
     for entry in "${SHAPE_LIST[@]}"; do
         name=${entry%%:*}
-        awk -v n="$name" -v b="${SHAPE_BYTES[$name]}" -v c="${TIME[$name custagg]}" -v one="${TIME[$name threads 1]}"             -v p="${TIME[$name parse]}" -v d="${TIME[$name duckdb]}" -v m="${RSS[$name custagg]}" -v dm="${RSS[$name duckdb]}"             'BEGIN {printf "%-10s %6.0f %9.3f %9.3f %9.3f %9.3f %8.0f %8.0f %6.1fx %6.1fx %6.2fx %6.2fx\n",
+        awk -v n="$name" -v b="${SHAPE_BYTES[$name]}" -v c="${TIME[$name custagg]}" \
+            -v one="${TIME[$name threads 1]}" -v p="${TIME[$name parse]}" -v d="${TIME[$name duckdb]}" \
+            -v m="${RSS[$name custagg]}" -v dm="${RSS[$name duckdb]}" \
+            'BEGIN {printf "%-10s %6.0f %9.3f %9.3f %9.3f %9.3f %8.0f %8.0f %6.1fx %6.1fx %6.2fx %6.2fx\n",
                 n, b/1e6, c, one, p, d, m/1024, dm/1024, d/c, dm/m, c/p, one/c}'
     done
     echo "all results identical (cmp)"
