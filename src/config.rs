@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::parse::Delimiter;
+use crate::reduce::Emit;
 use crate::source::inputs::SourceSpec;
 
 /// How a run aggregates its source.
@@ -30,6 +31,8 @@ pub struct Config {
     /// Timing only (for `scripts/bench.sh`): parse and check every row, then drop it — nothing
     /// is folded, partitioned or reduced, and the output is empty. What reading the file costs.
     pub parse_only: bool,
+    /// What the reduce hands the sink: rows, or states for an incremental load.
+    pub emit: Emit,
 }
 
 /// Default chunk size: big enough to amortise per-chunk work, small enough to balance workers and
@@ -57,6 +60,7 @@ impl Config {
             rejects: PathBuf::from("custagg.rejects.csv"),
             chunk_size: DEFAULT_CHUNK_SIZE,
             parse_only: false,
+            emit: Emit::Rows,
         }
     }
 }

@@ -13,6 +13,7 @@
 mod budget;
 mod failure;
 mod feed;
+mod incremental;
 mod inputs;
 mod plan;
 mod sample;
@@ -44,11 +45,15 @@ use plan::Plan;
 use sample::partitioner;
 use worker::Worker;
 
+pub use incremental::{IncrementalRun, Skipped, run_incremental};
+
 /// What a run did, for the summary (contract §7).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
     /// Data records read (good and bad).
     pub rows_read: u64,
+    /// Of them, the records of each input, in the order of the inputs.
+    pub rows_by_input: Vec<u64>,
     /// Bad records skipped (written to the rejects file).
     pub rows_rejected: u64,
     /// Good records aggregated (`rows_read = rows_aggregated + rows_rejected`).
@@ -227,6 +232,7 @@ pub fn aggregate(
 
     Ok(Summary {
         rows_read: rows.read,
+        rows_by_input: rows.by_input,
         rows_rejected: rejected,
         rows_aggregated: rows.good,
         customers,
@@ -272,12 +278,14 @@ struct Reading<'s, 'd> {
 }
 
 /// Rows the read phase saw.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct RowCounts {
     /// Good and bad.
     read: u64,
     /// Good: aggregated.
     good: u64,
+    /// Good and bad, by input.
+    by_input: Vec<u64>,
 }
 
 impl Reading<'_, '_> {
@@ -304,7 +312,10 @@ impl Phases<'_> {
     /// Parses and partitions all work of `feeder`: `threads` workers take it from a bounded
     /// channel that this thread and the feeder's decoder threads fill.
     fn read<'s>(&self, reading: &Reading<'s, '_>, feeder: &Feeder<'_, 's>) -> Result<RowCounts> {
-        let rows = Mutex::new(RowCounts::default());
+        let rows = Mutex::new(RowCounts {
+            by_input: vec![0; reading.inputs.len()],
+            ..RowCounts::default()
+        });
         let (sender, receiver) = crossbeam_channel::bounded::<Work<'s>>(self.config.threads * 2);
         self.pool.in_place_scope(|scope| {
             for _ in 0..self.config.threads {
@@ -314,6 +325,9 @@ impl Phases<'_> {
                     let mut rows = rows.lock().expect("no panics while locked");
                     rows.read += counts.read;
                     rows.good += counts.good;
+                    for (total, n) in rows.by_input.iter_mut().zip(counts.by_input) {
+                        *total += n;
+                    }
                 });
             }
             drop(receiver);
@@ -340,7 +354,7 @@ impl Phases<'_> {
         let mut worker = Worker::new(writer, bad_rows, self.config.parse_only);
         // The parser of the input last parsed (chunks of one input mostly come in a row).
         let mut parser: Option<(u32, ChunkParser<'s>)> = None;
-        let mut read = 0;
+        let mut by_input = vec![0; reading.inputs.len()];
         for work in work.iter() {
             if self.failure.happened() {
                 continue;
@@ -360,7 +374,7 @@ impl Phases<'_> {
                         }
                     };
                     worker.input = input;
-                    read += parser.parse(&chunk, &mut worker);
+                    by_input[input as usize] += parser.parse(&chunk, &mut worker);
                     self.progress.advance(chunk.data.len() as u64);
                     crate::faults::point("reading");
                     if let (Cow::Borrowed(data), Some((source, _))) = (&chunk.data, opened.mapped())
@@ -377,7 +391,7 @@ impl Phases<'_> {
                         group,
                         &mut worker,
                     ) {
-                        Ok(rows) => read += rows,
+                        Ok(rows) => by_input[input as usize] += rows,
                         Err(e) => self.failure.set(e),
                     }
                 }
@@ -390,7 +404,11 @@ impl Phases<'_> {
         if let Err(e) = worker.writer.finish() {
             self.failure.set(e);
         }
-        RowCounts { read, good }
+        RowCounts {
+            read: by_input.iter().sum(),
+            good,
+            by_input,
+        }
     }
 
     /// Decodes and parses row group `group` of the Parquet file that is input `input`.
@@ -467,7 +485,12 @@ impl Phases<'_> {
                             break;
                         }
                         let reduced = part.into_blocks(spill).and_then(|blocks| {
-                            let run = reduce_partition_with(&blocks, products, &mut scratch)?;
+                            let run = reduce_partition_with(
+                                &blocks,
+                                products,
+                                &mut scratch,
+                                config.emit,
+                            )?;
                             drop(blocks);
                             *customers.lock().expect("no panics while locked") += run.rows;
                             on_run(run, ordered.then_some(place))

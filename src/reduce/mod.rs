@@ -12,18 +12,31 @@
 mod index;
 mod rules;
 mod run;
+mod state;
 #[cfg(test)]
 mod tests;
 mod totals;
 
 pub use rules::{favourite_product, longest_streak};
-pub use run::{CustomerRow, RUN_INDEX_EVERY, Run, RunRows, encode_row};
+pub use run::{CustomerRow, RUN_INDEX_EVERY, Run, RunRows, StateRows, encode_row};
+pub use state::CustomerState;
 pub use totals::Scratch;
 
 use crate::error::{Error, Result};
 use crate::products::Catalogue;
 use index::GroupIndex;
 use totals::Totals;
+
+/// What a reduce hands on for each customer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Emit {
+    /// Its row (the run holds [`CustomerRow`]s).
+    #[default]
+    Rows,
+    /// Its whole [`CustomerState`], encoded, for an incremental load to merge (the run holds
+    /// [`StateRows`]).
+    State,
+}
 
 /// Reduces the groups in `blocks` (whole groups of one partition) into a sorted run; `products`
 /// is the run's catalogue of product codes.
@@ -33,7 +46,7 @@ use totals::Totals;
 /// is encoded at once, already in output order. Partitions are sized to stay in cache, so the
 /// random reads of the gathering pass do not go to main memory.
 pub fn reduce_partition(blocks: &[Vec<u8>], products: &Catalogue) -> Result<Run> {
-    reduce_partition_with(blocks, products, &mut Scratch::default())
+    reduce_partition_with(blocks, products, &mut Scratch::default(), Emit::Rows)
 }
 
 /// [`reduce_partition`] with a thread's reused [`Scratch`].
@@ -41,11 +54,13 @@ pub fn reduce_partition_with(
     blocks: &[Vec<u8>],
     products: &Catalogue,
     scratch: &mut Scratch,
+    emit: Emit,
 ) -> Result<Run> {
     let index = GroupIndex::sorted(blocks);
     let mut run = Run::with_capacity(index.len() * 8);
     let mut totals = Totals::new(scratch, products.len());
     let mut days: Vec<i32> = Vec::new();
+    let mut state = Vec::new();
     let mut i = 0;
     while i < index.len() {
         index.prefetch_after(i);
@@ -72,11 +87,18 @@ pub fn reduce_partition_with(
                 break;
             }
         }
-        run.push(&CustomerRow {
-            customer_id,
-            favourite_product: totals.favourite(products),
-            longest_streak: longest_streak(&mut days),
-        });
+        match emit {
+            Emit::Rows => run.push(&CustomerRow {
+                customer_id,
+                favourite_product: totals.favourite(products),
+                longest_streak: longest_streak(&mut days),
+            }),
+            Emit::State => {
+                state.clear();
+                CustomerState::new(totals.pairs(products), &mut days).encode(&mut state);
+                run.push_state(customer_id, &state);
+            }
+        }
     }
     Ok(run)
 }

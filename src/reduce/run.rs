@@ -48,6 +48,18 @@ impl Run {
         self.rows += 1;
     }
 
+    /// Appends a customer's encoded [`CustomerState`](super::CustomerState), after every
+    /// customer already in the run (a run holds rows or states, never both):
+    /// `len(customer) u8, customer, len(state) u32 LE, state`.
+    pub fn push_state(&mut self, customer_id: &[u8], state: &[u8]) {
+        self.bytes.push(customer_id.len() as u8);
+        self.bytes.extend_from_slice(customer_id);
+        self.bytes
+            .extend_from_slice(&(state.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(state);
+        self.rows += 1;
+    }
+
     /// The customers of the first and the last row, unless the run is empty.
     pub fn bounds(&self) -> Option<(&[u8], &[u8])> {
         let first = RunRows::new(&self.bytes).next()?;
@@ -98,5 +110,30 @@ impl<'a> Iterator for RunRows<'a> {
             favourite_product,
             longest_streak: i32::from_le_bytes(*streak),
         })
+    }
+}
+
+/// Iterates the `(customer, encoded state)` pairs of a run made by [`Run::push_state`].
+pub struct StateRows<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> StateRows<'a> {
+    /// The states of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        StateRows { bytes }
+    }
+}
+
+impl<'a> Iterator for StateRows<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        let (&clen, rest) = self.bytes.split_first()?;
+        let (customer_id, rest) = rest.split_at(clen as usize);
+        let (len, rest) = rest.split_first_chunk::<4>().expect("whole states");
+        let (state, rest) = rest.split_at(u32::from_le_bytes(*len) as usize);
+        self.bytes = rest;
+        Some((customer_id, state))
     }
 }

@@ -133,14 +133,14 @@ fn a_reused_scratch_carries_nothing_from_one_partition_to_the_next() {
     let mut scratch = Scratch::default();
     for block in &partitions {
         let blocks = std::slice::from_ref(block);
-        let reused = reduce_partition_with(blocks, &catalogue, &mut scratch).unwrap();
+        let reused = reduce_partition_with(blocks, &catalogue, &mut scratch, Emit::Rows).unwrap();
         let fresh = reduce_partition(blocks, &catalogue).unwrap();
         assert_eq!(reused.bytes, fresh.bytes);
     }
     // Stamps that wrap around start over cleanly.
     scratch.stamp = u32::MAX - 3;
     let blocks = std::slice::from_ref(&partitions[0]);
-    let wrapped = reduce_partition_with(blocks, &catalogue, &mut scratch).unwrap();
+    let wrapped = reduce_partition_with(blocks, &catalogue, &mut scratch, Emit::Rows).unwrap();
     assert_eq!(
         wrapped.bytes,
         reduce_partition(blocks, &catalogue).unwrap().bytes

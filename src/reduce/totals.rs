@@ -97,6 +97,15 @@ impl<'a, 's> Totals<'a, 's> {
         }
     }
 
+    /// Every product met with its total, in no particular order.
+    pub(super) fn pairs(&self, products: &'a Catalogue) -> impl Iterator<Item = (&'a [u8], i64)> {
+        let scratch = &*self.scratch;
+        let by_id = scratch.met[..self.count]
+            .iter()
+            .map(|&id| (products.text(id), scratch.sums[id as usize]));
+        by_id.chain(self.by_text.iter().map(|&(_, text, sum)| (text, sum)))
+    }
+
     /// The product with the greatest total; ties go to the smallest code in byte order.
     pub(super) fn favourite(&self, products: &'a Catalogue) -> &'a [u8] {
         // One integer compare a code: the total above, the complement of the code's rank below

@@ -22,6 +22,7 @@
 
 mod boundary;
 mod decode;
+pub mod hash;
 pub mod inputs;
 mod mapped;
 pub mod parquet;

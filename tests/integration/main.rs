@@ -5,6 +5,7 @@ mod alert;
 mod cli;
 mod engine;
 mod faults;
+mod incremental;
 mod input_forms;
 mod inputs;
 mod pg;

@@ -30,6 +30,10 @@ Examples:
     zcat day.csv.gz | custagg --source - --output customers.csv
     custagg --source 'postgresql://reader@ops/shop?table=sales.transactions' --output out.csv
 
+  Load each day's new files into what was loaded before (files already loaded are skipped):
+    custagg --source 'exports/*.csv.gz' --mode incremental --database warehouse --table customers
+    custagg state --database warehouse --table customers
+
   Skip up to 100 bad rows, keeping them in rejects.csv:
     custagg --source big.csv --output out.csv --max-bad-rows 100 --rejects rejects.csv
 
@@ -61,6 +65,9 @@ pub struct Cli {
 pub enum Command {
     /// Write a deterministic synthetic transactions file in the sample's format.
     Generate(GenerateArgs),
+    /// Print what a table loaded with --mode incremental holds: its ledger of loaded sources
+    /// and the size of its state.
+    State(StateArgs),
     /// Print a shell completion script to standard output.
     #[command(after_help = "Example: custagg completions bash > /etc/bash_completion.d/custagg")]
     Completions {
@@ -120,45 +127,21 @@ pub struct RunArgs {
     )]
     pub table: Option<TableName>,
 
-    /// Database to load into; created when it does not exist.
-    #[arg(
-        long,
-        value_name = "NAME",
-        env = "PGDATABASE",
-        required_unless_present_any = ["output", "db_url"]
-    )]
-    pub database: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 
-    /// PostgreSQL host name or socket directory.
-    #[arg(long, env = "PGHOST", default_value = "localhost")]
-    pub host: String,
+    /// How the table is loaded: `replace` recomputes it from the sources given and swaps it in
+    /// atomically; `incremental` merges the sources not loaded before into what was loaded
+    /// (state kept in <table>_custagg_state and <table>_custagg_ledger), updating the rows of
+    /// the customers they touch, in one transaction.
+    #[arg(long, value_name = "MODE", env = "CUSTAGG_MODE", default_value = "replace",
+          value_parser = ["replace", "incremental"])]
+    pub mode: String,
 
-    /// PostgreSQL port.
-    #[arg(long, env = "PGPORT", default_value_t = 5432)]
-    pub port: u16,
-
-    /// PostgreSQL user. The password comes from PGPASSWORD or ~/.pgpass, never from a flag.
-    #[arg(long, env = "PGUSER", default_value = "postgres")]
-    pub user: String,
-
-    /// A whole connection string (postgresql://user@host:port/db) instead of the flags above.
-    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
-    pub db_url: Option<String>,
-
-    /// TLS to PostgreSQL, as libpq's sslmode: disable; prefer (encrypt when the server offers
-    /// it); require (encrypt or fail); verify-ca (and check the server's certificate against
-    /// sslrootcert / PGSSLROOTCERT, by default ~/.postgresql/root.crt, or `system`); verify-full
-    /// (and check that it names the host). A client certificate comes from sslcert/sslkey
-    /// (PGSSLCERT/PGSSLKEY, by default ~/.postgresql/postgresql.crt and .key) when present.
-    /// Applies to the target and to PostgreSQL sources, over their connection strings' sslmode.
-    /// [default: the connection string's sslmode, else PGSSLMODE, else prefer]
-    #[arg(
-        long,
-        value_name = "MODE",
-        value_parser = clap::builder::PossibleValuesParser::new(SslMode::NAMES)
-            .map(|s| s.parse::<SslMode>().expect("a possible value"))
-    )]
-    pub sslmode: Option<SslMode>,
+    /// With --mode incremental: take sources whose content the ledger already holds again
+    /// (their rows are added a second time; nothing is subtracted).
+    #[arg(long, env = "CUSTAGG_RELOAD")]
+    pub reload: bool,
 
     /// Seconds the final swap waits for a lock on the target before giving up (the table is then
     /// left as it was).
@@ -238,6 +221,64 @@ pub struct RunArgs {
     /// scripts/bench.sh; with --output only, so that no table is ever replaced by an empty one).
     #[arg(long, hide = true, requires = "output")]
     pub parse_only: bool,
+}
+
+/// Where PostgreSQL is, for a run's target and for `custagg state`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Database to load into; created when it does not exist.
+    #[arg(long, value_name = "NAME", env = "PGDATABASE")]
+    pub database: Option<String>,
+
+    /// PostgreSQL host name or socket directory.
+    #[arg(long, env = "PGHOST", default_value = "localhost")]
+    pub host: String,
+
+    /// PostgreSQL port.
+    #[arg(long, env = "PGPORT", default_value_t = 5432)]
+    pub port: u16,
+
+    /// PostgreSQL user. The password comes from PGPASSWORD or ~/.pgpass, never from a flag.
+    #[arg(long, env = "PGUSER", default_value = "postgres")]
+    pub user: String,
+
+    /// A whole connection string (postgresql://user@host:port/db) instead of the flags above.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    pub db_url: Option<String>,
+
+    /// TLS to PostgreSQL, as libpq's sslmode: disable; prefer (encrypt when the server offers
+    /// it); require (encrypt or fail); verify-ca (and check the server's certificate against
+    /// sslrootcert / PGSSLROOTCERT, by default ~/.postgresql/root.crt, or `system`); verify-full
+    /// (and check that it names the host). A client certificate comes from sslcert/sslkey
+    /// (PGSSLCERT/PGSSLKEY, by default ~/.postgresql/postgresql.crt and .key) when present.
+    /// Applies to the target and to PostgreSQL sources, over their connection strings' sslmode.
+    /// [default: the connection string's sslmode, else PGSSLMODE, else prefer]
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_parser = clap::builder::PossibleValuesParser::new(SslMode::NAMES)
+            .map(|s| s.parse::<SslMode>().expect("a possible value"))
+    )]
+    pub sslmode: Option<SslMode>,
+}
+
+/// Flags of `custagg state`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    custagg state --database warehouse --table customers\n  \
+    custagg state --database warehouse --table customers --reset")]
+pub struct StateArgs {
+    /// The table loaded with --mode incremental, `name` or `schema.name`.
+    #[arg(long, value_name = "NAME", env = "CUSTAGG_TABLE")]
+    pub table: TableName,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// Drop the table's incremental state (its states and ledger; the table itself stays), so
+    /// that the next incremental load starts afresh, or a replace run is allowed.
+    #[arg(long)]
+    pub reset: bool,
 }
 
 /// Flags of `custagg generate`.
@@ -328,9 +369,9 @@ impl RunArgs {
         }
         for source in &mut sources {
             if let SourceSpec::Postgres(source) = source
-                && self.sslmode.is_some()
+                && self.connect.sslmode.is_some()
             {
-                source.sslmode = self.sslmode;
+                source.sslmode = self.connect.sslmode;
             }
         }
         let rejects = self
@@ -354,6 +395,7 @@ impl RunArgs {
                 .chunk_size
                 .map_or(custagg::config::DEFAULT_CHUNK_SIZE, |n| n.max(1) as usize),
             parse_only: self.parse_only,
+            emit: custagg::reduce::Emit::Rows,
         }
     }
 }
@@ -361,6 +403,18 @@ impl RunArgs {
 impl RunArgs {
     /// Where to connect.
     pub fn connect_options(&self) -> ConnectOptions {
+        self.connect.options()
+    }
+
+    /// Whether the run is incremental.
+    pub fn incremental(&self) -> bool {
+        self.mode == "incremental"
+    }
+}
+
+impl ConnectArgs {
+    /// Where to connect.
+    pub fn options(&self) -> ConnectOptions {
         ConnectOptions {
             url: self.db_url.clone(),
             host: self.host.clone(),
@@ -370,7 +424,9 @@ impl RunArgs {
             sslmode: self.sslmode,
         }
     }
+}
 
+impl RunArgs {
     /// The swap's lock timeout.
     pub fn lock_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(self.lock_timeout.clamp(0.001, 86_400.0))

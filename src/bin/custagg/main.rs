@@ -82,6 +82,10 @@ fn run(cli: &Cli, progress: &dyn Progress) -> Result<(Option<Summary>, String), 
             }
             return Ok((None, args.out.display().to_string()));
         }
+        Some(Command::State(args)) => {
+            state(args)?;
+            return Ok((None, String::new()));
+        }
         Some(Command::Completions { shell }) => {
             clap_complete::generate(
                 *shell,
@@ -101,11 +105,57 @@ fn run(cli: &Cli, progress: &dyn Progress) -> Result<(Option<Summary>, String), 
     }
     let args = &cli.run;
     let config = args.config();
+    if args.reload && !args.incremental() {
+        return Err(Error::Usage(
+            "--reload goes with --mode incremental (a replace run reads every source anyway)"
+                .into(),
+        ));
+    }
+    if args.incremental() && args.output.is_some() {
+        return Err(Error::Usage(
+            "--mode incremental loads a table (its state lives next to it in PostgreSQL); \
+             give --table instead of --output"
+                .into(),
+        ));
+    }
     match (&args.output, &args.table) {
         (Some(output), _) => Ok((
             Some(custagg::run_to_csv(&config, output, progress)?),
             output.display().to_string(),
         )),
+        (None, Some(table)) if args.incremental() => {
+            let connection = Connection::new(&args.connect_options())?;
+            let outcome = custagg::pipeline::run_incremental(
+                &config,
+                &connection,
+                table,
+                args.lock_timeout(),
+                args.reload,
+                progress,
+            )?;
+            let target = format!("{table} in {}", connection.shown());
+            if !args.quiet {
+                for skipped in &outcome.skipped {
+                    eprintln!("custagg: {skipped}");
+                }
+                let merged = &outcome.merged;
+                match &outcome.summary {
+                    None => eprintln!("custagg: nothing new to load into {target}"),
+                    Some(_) => eprintln!(
+                        "custagg: {} loaded; {} customers merged ({} new){}",
+                        outcome.loaded.join(", "),
+                        merged.customers,
+                        merged.new_customers,
+                        if merged.first {
+                            "; the table's first incremental load"
+                        } else {
+                            ""
+                        }
+                    ),
+                }
+            }
+            Ok((outcome.summary, target))
+        }
         (None, Some(table)) => {
             let connection = Connection::new(&args.connect_options())?;
             let summary = custagg::pipeline::run_to_postgres(
@@ -119,4 +169,39 @@ fn run(cli: &Cli, progress: &dyn Progress) -> Result<(Option<Summary>, String), 
         }
         (None, None) => unreachable!("clap requires --table or --output"),
     }
+}
+
+/// `custagg state`: the ledger and the state's size, or `--reset`.
+fn state(args: &cli::StateArgs) -> Result<(), Error> {
+    use custagg::sink::postgres::incremental::{reset_state, state_report};
+    let connection = Connection::new(&args.connect.options())?;
+    let table = &args.table;
+    if args.reset {
+        match reset_state(&connection, table)? {
+            true => println!("dropped the incremental state of {table}; the table itself stays"),
+            false => println!("{table} has no incremental state"),
+        }
+        return Ok(());
+    }
+    let Some(report) = state_report(&connection, table)? else {
+        println!("{table} has no incremental state (it was never loaded with --mode incremental)");
+        return Ok(());
+    };
+    println!(
+        "{table} in {}: {} sources loaded in {} loads; state of {} customers, {} on disk \
+         (ledger {})",
+        connection.shown(),
+        report.ledger.len(),
+        report.ledger.iter().map(|l| l.0).max().unwrap_or(0),
+        report.customers,
+        human_bytes(report.state_bytes as u64),
+        human_bytes(report.ledger_bytes as u64),
+    );
+    if !report.ledger.is_empty() {
+        println!("load  loaded at                source  bytes  rows  customers  content hash");
+    }
+    for (load, source, bytes, hash, rows, customers, at) in &report.ledger {
+        println!("{load:>4}  {at}  {source}  {bytes}  {rows}  {customers}  {hash}");
+    }
+    Ok(())
 }

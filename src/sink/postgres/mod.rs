@@ -16,6 +16,7 @@
 //! [`swap`] puts them in place.
 
 mod copy;
+pub mod incremental;
 mod preflight;
 mod swap;
 mod table;
@@ -81,6 +82,7 @@ impl Loader {
         checks.lock_target(&qualified)?;
         checks.may_replace(&schema, &target.table, &qualified)?;
         let shown = connection.shown().to_string();
+        refuse_incremental_state(&mut client, &schema, &target.table, &qualified)?;
         let mut loader = Loader {
             client,
             schema,
@@ -225,6 +227,30 @@ impl Loader {
         self.times.swap = started.elapsed();
         Ok(self.times.clone())
     }
+}
+
+/// A replace would leave a table's incremental state describing rows it no longer holds: refused.
+fn refuse_incremental_state(
+    client: &mut Client,
+    schema: &str,
+    table: &str,
+    qualified: &str,
+) -> Result<()> {
+    let Ok(names) = incremental::StateTables::new(schema, table) else {
+        return Ok(()); // too long a name to have a state
+    };
+    let exists = names
+        .exist(client)
+        .map_err(|e| db_error(&format!("{qualified}: cannot look up its state"), &e))?;
+    if exists {
+        return Err(Error::Usage(format!(
+            "{qualified} is loaded with --mode incremental (its ledger is {}): a replace would \
+             leave that state behind; load it with --mode incremental, or drop the state first \
+             with `custagg state --table {qualified} --reset`",
+            names.ledger_name
+        )));
+    }
+    Ok(())
 }
 
 impl Drop for Loader {
