@@ -4,7 +4,11 @@
 #   - kill -9 at six points of a load (reading, spilling, reducing, COPY, before and after the swap):
 #     the target is always the complete old table or the complete new one, the next run succeeds,
 #     and no staging table or spill directory of the dead run is left after it;
-#   - PostgreSQL stopped (pg_ctl stop -m immediate) during the COPY;
+#   - kill -9 at five points of an incremental load (reading, reading the stored states, merging,
+#     writing, before the commit): the table, its states and its ledger as before, and the
+#     next run right;
+#   - PostgreSQL stopped (pg_ctl stop -m immediate) during the COPY, and during an incremental
+#     load's writes;
 #   - a full disk under --spill-dir (tmpfs; needs root): for the partitions, and for the CSV
 #     sink's spilled runs;
 #   - hostile table names, and the statements the server saw;
@@ -87,6 +91,63 @@ for point in reading spilling reducing copy before-swap after-swap; do
         fail "kill -9 while $point: target $state (wanted $expected); next run $next; after it: $left"
     fi
 done
+
+# Incremental loads (issue 21): kill -9 while reading, while the stored states are read, while
+# they are merged, while the merged rows are written, and just before the commit. The target,
+# its states and its ledger must all be as before; the next run loads the day and equals a
+# replace of both files.
+INC=("$BIN" --quiet --host "$PGDIR" --user postgres --database faults --table daily
+     --mode incremental --spill-dir "$SPILL")
+inc_fingerprint() {
+    sql "SELECT (SELECT count(*) || ':' || md5(string_agg(customer_id || ',' || favourite_product || ',' || longest_streak, ';' ORDER BY customer_id)) FROM daily)
+        || '/' || (SELECT count(*) || ':' || md5(string_agg(customer_id || encode(state, 'hex'), ';' ORDER BY customer_id)) FROM daily_custagg_state)
+        || '/' || (SELECT count(*) FROM daily_custagg_ledger)"
+}
+inc_reset() { "$BIN" state --host "$PGDIR" --user postgres --database faults --table daily --reset >/dev/null; "${INC[@]}" --source "$OLD"; }
+"$BIN" --quiet --host "$PGDIR" --user postgres --database faults --table both_files --source "$OLD" --source "$NEW" --spill-dir "$SPILL"
+BOTH=$(sql "SELECT count(*) || ':' || md5(string_agg(customer_id || ',' || favourite_product || ',' || longest_streak, ';' ORDER BY customer_id)) FROM both_files")
+inc_reset
+INC_BEFORE=$(inc_fingerprint)
+for point in reading incremental-read incremental-merge incremental-write incremental-commit; do
+    CUSTAGG_PAUSE_AT=$point "${INC[@]}" --source "$NEW" 2>"$WORK/err" &
+    PID=$!
+    reached=no
+    for _ in $(seq 600); do
+        grep -q "paused at $point" "$WORK/err" 2>/dev/null && { reached=yes; break; }
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ "$reached" = no ]; then fail "incremental, kill -9 while $point: pause not reached: $(cat "$WORK/err")"; continue; fi
+    kill -9 "$PID"; wait "$PID" 2>/dev/null || true
+    after=$(inc_fingerprint)
+    if "${INC[@]}" --source "$NEW" && [ "$(sql "SELECT count(*) || ':' || md5(string_agg(customer_id || ',' || favourite_product || ',' || longest_streak, ';' ORDER BY customer_id)) FROM daily")" = "$BOTH" ]; then
+        next=ok
+    else
+        next=failed
+    fi
+    left=$(find "$SPILL" -mindepth 1 -maxdepth 1 | wc -l)
+    if [ "$after" = "$INC_BEFORE" ] && [ "$next" = ok ] && [ "$left" = 0 ]; then
+        pass "incremental, kill -9 while $point: table, states and ledger as before; the next run loads the day and equals a replace of both files; $left spill dirs"
+    else
+        fail "incremental, kill -9 while $point: before $INC_BEFORE, after $after; next run $next; $left spill dirs"
+    fi
+    inc_reset
+done
+# PostgreSQL stopped under an incremental load's writes.
+CUSTAGG_PAUSE_AT=incremental-write CUSTAGG_PAUSE_FOR=3 "${INC[@]}" --source "$NEW" 2>"$WORK/err" &
+PID=$!
+for _ in $(seq 600); do grep -q "paused at incremental-write" "$WORK/err" && break; sleep 0.1; done
+pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null
+set +e; wait "$PID"; code=$?; set -e
+message=$(grep -v "paused at" "$WORK/err")
+pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$LOG" -w \
+    -o "-c listen_addresses='' -c unix_socket_directories=$PGDIR $PG_EXTRA_OPTIONS" start >/dev/null
+after=$(inc_fingerprint)
+if [ "$code" = 1 ] && [ "$(printf '%s\n' "$message" | wc -l)" = 1 ] && [ "$after" = "$INC_BEFORE" ]; then
+    pass "PostgreSQL stopped during an incremental load: exit $code, table, states and ledger as before; message: $message"
+else
+    fail "PostgreSQL stopped during an incremental load: exit $code, after $after; message: $message"
+fi
 
 # PostgreSQL stopped under the COPY.
 CUSTAGG_PAUSE_AT=copy CUSTAGG_PAUSE_FOR=3 "${LOAD[@]}" --source "$NEW" 2>"$WORK/err" &

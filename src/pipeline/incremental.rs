@@ -160,6 +160,9 @@ pub fn run_incremental(
         .zip(summary.rows_by_input.iter().copied())
         .collect();
     load.commit(&ledger, merged.customers)?;
+    if merged.first {
+        loader.vacuum();
+    }
     summary.write_time = started.elapsed();
     summary.peak_memory = peak_memory();
     summary.encryption = Some(outcome.encryption.clone());

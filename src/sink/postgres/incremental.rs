@@ -201,6 +201,16 @@ impl Incremental {
         }))
     }
 
+    /// After a first load, outside its transaction: `VACUUM` the state and the target, so that
+    /// the next load finds their pages marked visible and does not write every page it reads
+    /// (best effort: a failure only costs the next load time).
+    pub fn vacuum(&mut self) {
+        let sql = format!("VACUUM {}, {}", self.names.state, self.names.target);
+        if let Err(e) = self.client.batch_execute(&sql) {
+            log::warn!("{}: VACUUM after the first load failed: {e}", self.shown);
+        }
+    }
+
     /// Starts the load's transaction, with the temporary table the new states are copied into.
     pub fn begin(&mut self) -> Result<Load<'_>> {
         let (shown, lock_ms) = (self.shown.clone(), self.lock_ms);
@@ -280,14 +290,16 @@ impl Load<'_> {
     /// number of customers reduced.
     pub fn merge(&mut self, spill: &Path, expected: u64) -> Result<Merged> {
         let started = Instant::now();
-        let names = self.names;
         let first = self.first_load()?;
-        if first {
-            self.empty_target()?;
-        }
+        let created = first && self.empty_target()?;
         let mut spool = tempfile::tempfile_in(spill)
             .map_err(|e| Error::io(spill, "cannot create a spool file", e))?;
-        let (customers, new_customers) = self.merge_into(&mut spool, spill)?;
+        let (customers, new_customers) = self.merge_into(&mut spool, spill, expected)?;
+        log::info!(
+            "{}: {customers} states merged ({new_customers} new) in {:.2} s",
+            self.shown,
+            started.elapsed().as_secs_f64()
+        );
         if customers != expected {
             return Err(Error::Database {
                 what: self.shown.clone(),
@@ -316,7 +328,32 @@ impl Load<'_> {
             .map_err(|e| db_error(&format!("{}: the COPY failed", self.shown), &e))?;
         copied.map_err(|e| Error::io(spill, "cannot read the spool file", e))?;
         debug_assert_eq!(copied_rows, customers);
+        log::info!(
+            "{}: merged states copied at {:.2} s",
+            self.shown,
+            started.elapsed().as_secs_f64()
+        );
         crate::faults::point("incremental-write");
+        match first {
+            true => self.write_first(created)?,
+            false => self.upsert()?,
+        }
+        log::info!(
+            "{}: states and rows upserted at {:.2} s",
+            self.shown,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Merged {
+            customers,
+            new_customers,
+            first,
+            write: started.elapsed(),
+        })
+    }
+
+    /// Later loads: the states and rows of the customers merged, updated or inserted.
+    fn upsert(&mut self) -> Result<()> {
+        let names = self.names;
         let sql = format!(
             "INSERT INTO {state} AS s (customer_id, state) \
                  SELECT customer_id, state FROM custagg_merged \
@@ -342,13 +379,35 @@ impl Load<'_> {
                 };
             }
             self.fail("cannot update the states and the rows", e)
-        })?;
-        Ok(Merged {
-            customers,
-            new_customers,
-            first,
-            write: started.elapsed(),
         })
+    }
+
+    /// The first load into empty tables: plain inserts, the state's primary key (and the
+    /// target's, when this load made it) built after them, as `--mode replace` does; then
+    /// statistics for the next load's plans.
+    fn write_first(&mut self, created: bool) -> Result<()> {
+        let names = self.names;
+        let target_key = match created {
+            true => format!(
+                "ALTER TABLE {} ADD PRIMARY KEY (customer_id);",
+                names.target
+            ),
+            false => String::new(),
+        };
+        let sql = format!(
+            "INSERT INTO {state} (customer_id, state) \
+                 SELECT customer_id, state FROM custagg_merged; \
+             ALTER TABLE {state} ADD PRIMARY KEY (customer_id); \
+             INSERT INTO {target} (customer_id, favourite_product, longest_streak) \
+                 SELECT customer_id, favourite_product, longest_streak FROM custagg_merged; \
+             {target_key} \
+             ANALYZE {state}; ANALYZE {target}",
+            state = names.state,
+            target = names.target,
+        );
+        self.tx
+            .batch_execute(&sql)
+            .map_err(|e| self.fail("cannot write the first load", e))
     }
 
     /// Whether the ledger is empty; then the target must not hold rows of another history. A
@@ -381,24 +440,41 @@ impl Load<'_> {
         Ok(first)
     }
 
-    /// The first load: the target made, or emptied, and no states.
-    fn empty_target(&mut self) -> Result<()> {
+    /// The first load: the target made (without its key yet: returns true) or emptied, and the
+    /// state table made again without its key, to be filled by plain inserts.
+    fn empty_target(&mut self) -> Result<bool> {
         let names = self.names;
+        let exists: bool = self
+            .tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON \
+                 n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
+                &[&names.schema, &names.table],
+            )
+            .map_err(|e| self.fail("cannot look up the table", e))?
+            .get(0);
+        let target = match exists {
+            true => format!("TRUNCATE {};", names.target),
+            false => format!(
+                "CREATE TABLE {} (customer_id text NOT NULL, favourite_product text NOT NULL, \
+                 longest_streak integer NOT NULL);",
+                names.target
+            ),
+        };
         let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {target} (customer_id text PRIMARY KEY, \
-                 favourite_product text NOT NULL, longest_streak integer NOT NULL); \
-             TRUNCATE {target}, {state}",
-            target = names.target,
+            "{target} DROP TABLE {state}; \
+             CREATE TABLE {state} (customer_id text NOT NULL, state bytea NOT NULL)",
             state = names.state,
         );
         self.tx
             .batch_execute(&sql)
-            .map_err(|e| self.fail("cannot empty the table for its first incremental load", e))
+            .map_err(|e| self.fail("cannot empty the table for its first incremental load", e))?;
+        Ok(!exists)
     }
 
     /// Reads the new states with the stored ones of the same customers, merged into `spool` as
     /// COPY tuples of `custagg_merged`; returns the customers and how many of them are new.
-    fn merge_into(&mut self, spool: &mut File, spill: &Path) -> Result<(u64, u64)> {
+    fn merge_into(&mut self, spool: &mut File, spill: &Path, expected: u64) -> Result<(u64, u64)> {
         let names = self.names;
         let sql = format!(
             "COPY (SELECT d.customer_id, d.state, s.state FROM custagg_delta d \
@@ -406,6 +482,23 @@ impl Load<'_> {
             names.state
         );
         let shown = self.shown.clone();
+        // A day's few customers are looked up by the key; only a load of many against few
+        // stored states is left to the planner (which, without statistics on the temporary
+        // table, would hash every stored state).
+        let stored: f32 = self
+            .tx
+            .query_one(
+                "SELECT greatest(reltuples, 0)::real FROM pg_class WHERE oid = $1::text::regclass",
+                &[&names.state],
+            )
+            .map_err(|e| fail(&shown, self.lock_ms, "cannot read the state's size", e))?
+            .get(0);
+        let by_key = (expected as f32) * 10.0 < stored;
+        if by_key {
+            self.tx
+                .batch_execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+                .map_err(|e| fail(&shown, self.lock_ms, "cannot set the join's plan", e))?;
+        }
         let reader = self
             .tx
             .copy_out(&sql)
@@ -460,6 +553,12 @@ impl Load<'_> {
             }
         }
         crate::faults::point("incremental-merge");
+        drop(tuples);
+        if by_key {
+            self.tx
+                .batch_execute("SET LOCAL enable_hashjoin = on; SET LOCAL enable_mergejoin = on")
+                .map_err(|e| fail(&shown, self.lock_ms, "cannot set the join's plan", e))?;
+        }
         out.write_all(&COPY_TRAILER).map_err(write_error)?;
         out.flush().map_err(write_error)?;
         Ok((customers, new_customers))
