@@ -7,6 +7,9 @@
 #   SHAPES=1 scripts/bench.sh       # also six 1 GB files of other shapes from `custagg generate`
 #                                   # (skewed customers, clustered days, a large catalogue, long
 #                                   # ids, many duplicates), each against DuckDB and the targets
+#   SKEWED_10G=1 scripts/bench.sh   # also 10 GB of the skewed shape (200 M rows, 20 M customers)
+#                                   # with --memory-limit 256MB and in memory, against the 1 GB
+#                                   # skewed file's time in the same run
 #   TEXT_SHAPES=1 scripts/bench.sh  # also 4 M-row files of other text: every field quoted, rows
 #                                   # in date order, 3 rows in 10 from one customer, UUID ids, 15
 #                                   # columns, a 100,000-code catalogue (against DuckDB)
@@ -249,6 +252,38 @@ if [ "${SHAPES:-0}" = 1 ]; then
                 n, b/1e6, c, one, p, d, m/1024, dm/1024, d/c, dm/m, c/p, one/c}'
     done
     echo "all results identical (cmp)"
+fi
+
+if [ "${SKEWED_10G:-0}" = 1 ]; then
+    SKEWED_FLAGS=(--skew 4 --day-spread 30 --products 40 --popularity geometric --duplicates 0.3)
+    SMALL=$DATA/shape1g-skewed.csv
+    [ -f "$SMALL" ] || "$BIN" generate --quiet --rows 22000000 --customers 2000000 --seed 1 "${SKEWED_FLAGS[@]}" --out "$SMALL"
+    LARGE=$DATA/shape10g-skewed.csv
+    [ -f "$LARGE" ] || "$BIN" generate --quiet --rows 200000000 --customers 20000000 --seed 1 "${SKEWED_FLAGS[@]}" --out "$LARGE"
+    unpin
+    pin "$SMALL"
+    SOURCE=$SMALL WARM=$SMALL
+    for _ in $(seq "$RUNS"); do
+        run_once "skewed 1 GB" "$BIN" --quiet --source "$SMALL" --output "$OUT/small.csv"
+    done
+    medians "skewed 1 GB"
+    unpin
+    pin "$LARGE"
+    WARM=$LARGE
+    run_once "skewed 10 GB, 256MB" "$BIN" --quiet --memory-limit 256MB --source "$LARGE" --output "$OUT/large-bounded.csv"
+    run_once "skewed 10 GB, in memory" "$BIN" --quiet --source "$LARGE" --output "$OUT/large-memory.csv"
+    medians "skewed 10 GB, 256MB" "skewed 10 GB, in memory"
+    cmp -s "$OUT/large-bounded.csv" "$OUT/large-memory.csv" || { echo "skewed 10 GB: bounded run differs" >&2; exit 1; }
+    unpin
+    printf '\nskewed shape, 10 GB (%s bytes) against 1 GB (%s bytes); targets: peak < 400 MB, same\n' \
+        "$(stat -c %s "$LARGE")" "$(stat -c %s "$SMALL")"
+    printf 'output as in memory, at most 11x the 1 GB time\n'
+    for name in "skewed 1 GB" "skewed 10 GB, 256MB" "skewed 10 GB, in memory"; do
+        awk -v n="$name" -v t="${TIME[$name]}" -v m="${RSS[$name]}" \
+            'BEGIN {printf "%-26s %9.3f s %8.0f MB\n", n, t, m/1024}'
+    done
+    awk -v a="${TIME[skewed 10 GB, 256MB]}" -v b="${TIME[skewed 1 GB]}" \
+        'BEGIN {printf "10 GB bounded / 1 GB: %.1fx; bounded and in-memory outputs identical (cmp)\n", a/b}'
 fi
 
 if [ "${TEXT_SHAPES:-0}" = 1 ]; then

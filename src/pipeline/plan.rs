@@ -1,6 +1,6 @@
 //! The run's sizes, from the memory limit, the threads and the source's length: how many
 //! partitions, how large the workers' blocks, how much is kept in memory, how many product codes
-//! get ids. Each rule was measured; the figures are in docs/benchmarks-history.md.
+//! get ids. Each rule was measured; the figures are in docs/performance-history.md.
 
 use crate::config::Config;
 
@@ -49,7 +49,7 @@ impl Plan {
 /// An id pays for its look-up while the maps it is looked up in, and the reduce's arrays by id,
 /// stay in a core's cache: with 8,192 codes they take a few hundred KB. Beyond, each row's look-up
 /// waits on the far caches, and copying the code costs less (measured on catalogues of 10,000 to
-/// 1,000,000 codes: docs/benchmarks-history.md). The ids go to the codes met
+/// 1,000,000 codes: docs/performance-history.md). The ids go to the codes met
 /// first, which in a catalogue where a few codes sell most are likely to be those.
 fn product_cap(memory_limit: u64, threads: usize) -> usize {
     let per_code = 512 * (threads as u64 + 1);
@@ -85,7 +85,7 @@ pub(super) fn partition_count(source_len: Option<u64>, memory_limit: u64, thread
 
 /// Most partitions of [`MIN_BLOCK`] buffers: each row goes to one of them, and a worker writing
 /// into more buffers than this waits on address translation and the far caches (measured:
-/// docs/benchmarks-history.md).
+/// docs/performance-history.md).
 const MOST_PARTITIONS: u64 = 1024;
 
 /// Most partitions when the memory limit calls for [`SMALL_BLOCK`] buffers: staying within the
@@ -106,7 +106,7 @@ mod tests {
     fn partitions_shrink_for_a_small_limit_and_their_buffers_always_fit() {
         const GB: u64 = 1 << 30;
         const MIB: u64 = 1 << 20;
-        // The cases docs/benchmarks-history.md measured, two threads: 16 KB buffers, except
+        // The cases docs/performance-history.md measured, two threads: 16 KB buffers, except
         // where they would leave partitions of more than the limit's share per thread.
         assert_eq!(partition_count(Some(10 * GB), 256_000_000, 2), 1024); // 256MB
         assert_eq!(partition_count(Some(10 * GB), 64 * MIB, 2), 512);

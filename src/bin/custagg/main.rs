@@ -173,23 +173,29 @@ fn run(cli: &Cli, progress: &dyn Progress) -> Result<(Option<Summary>, String), 
 
 /// `custagg state`: the ledger and the state's size, or `--reset`.
 fn state(args: &cli::StateArgs) -> Result<(), Error> {
+    let mut out = String::new();
     use custagg::sink::postgres::incremental::{reset_state, state_report};
     let connection = Connection::new(&args.connect.options())?;
     let table = &args.table;
     if args.reset {
         match reset_state(&connection, table)? {
-            true => println!("dropped the incremental state of {table}; the table itself stays"),
-            false => println!("{table} has no incremental state"),
+            true => {
+                out +=
+                    &format!("dropped the incremental state of {table}; the table itself stays\n")
+            }
+            false => out += &format!("{table} has no incremental state\n"),
         }
-        return Ok(());
+        return print_out(&out);
     }
     let Some(report) = state_report(&connection, table)? else {
-        println!("{table} has no incremental state (it was never loaded with --mode incremental)");
-        return Ok(());
+        out += &format!(
+            "{table} has no incremental state (it was never loaded with --mode incremental)\n"
+        );
+        return print_out(&out);
     };
-    println!(
+    out += &format!(
         "{table} in {}: {} sources loaded in {} loads; state of {} customers, {} on disk \
-         (ledger {})",
+         (ledger {})\n",
         connection.shown(),
         report.ledger.len(),
         report.ledger.iter().map(|l| l.0).max().unwrap_or(0),
@@ -197,11 +203,57 @@ fn state(args: &cli::StateArgs) -> Result<(), Error> {
         human_bytes(report.state_bytes as u64),
         human_bytes(report.ledger_bytes as u64),
     );
-    if !report.ledger.is_empty() {
-        println!("load  loaded at                source  bytes  rows  customers  content hash");
-    }
+    let mut lines = vec![[
+        "load".to_string(),
+        "loaded at".into(),
+        "rows".into(),
+        "customers".into(),
+        "bytes".into(),
+        "source".into(),
+        "content hash".into(),
+    ]];
     for (load, source, bytes, hash, rows, customers, at) in &report.ledger {
-        println!("{load:>4}  {at}  {source}  {bytes}  {rows}  {customers}  {hash}");
+        lines.push([
+            load.to_string(),
+            at.clone(),
+            rows.to_string(),
+            customers.to_string(),
+            bytes.to_string(),
+            source.clone(),
+            hash.clone(),
+        ]);
     }
-    Ok(())
+    let mut widths = [0; 7];
+    for line in &lines {
+        for (width, field) in widths.iter_mut().zip(line) {
+            *width = (*width).max(field.chars().count());
+        }
+    }
+    if lines.len() > 1 {
+        for line in &lines {
+            let [load, at, rows, customers, bytes, source, hash] = line;
+            out += &format!(
+                "{load:>w0$}  {at:<w1$}  {rows:>w2$}  {customers:>w3$}  {bytes:>w4$}  \
+                 {source:<w5$}  {hash}\n",
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3],
+                w4 = widths[4],
+                w5 = widths[5],
+            );
+        }
+    }
+    print_out(&out)
+}
+
+/// Writes `text` to standard output; a closed pipe (`| head`) ends it quietly.
+fn print_out(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("stdout", "cannot write", e))
+        }
+        _ => Ok(()),
+    }
 }
