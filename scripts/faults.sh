@@ -190,8 +190,9 @@ if mount -t tmpfs -o size=1m tmpfs "$WORK/tiny" 2>/dev/null; then
     # end) whose partitions' spill fits the disk and whose runs' spill does not. One worker
     # spills the same bytes every time; the report says how many.
     stream=("$BIN" --quiet --threads 1 --memory-limit 16MiB --output "$WORK/out.csv")
-    "${stream[@]}" --source <(cat "$NEW") --spill-dir "$SPILL" --report "$WORK/report.json"
-    spilled=$(sed -n 's/.*"spilled_bytes": \([0-9]*\).*/\1/p' "$WORK/report.json")
+    # The partitions' spill alone, from the log (the report's spilled_bytes counts the runs too).
+    RUST_LOG=custagg=info "${stream[@]}" --source <(cat "$NEW") --spill-dir "$SPILL" 2>"$WORK/log"
+    spilled=$(sed -n 's/.*read [0-9]* rows in .*; \([0-9]*\) bytes spilled.*/\1/p' "$WORK/log")
     echo "previous output" >"$WORK/out.csv"
     mount -t tmpfs -o size=$(( (spilled + (512 << 10)) / 4096 * 4096 )) tmpfs "$WORK/tiny"
     set +e
