@@ -190,6 +190,17 @@ fn incremental_loads_equal_the_reference_and_a_replace() {
         let r = incremental(&sources, &db, &fresh, &[]);
         assert_eq!(r.code, 0, "{what}: {}", r.stderr);
         assert_eq!(table_csv(&db, &fresh), table_csv(&db, &table), "{what}");
+        let (sources, loads): (i64, i64) = {
+            let sql =
+                format!("SELECT count(*), count(DISTINCT load_id) FROM {fresh}_custagg_ledger");
+            let row = server().client(&db).query_one(&sql, &[]).unwrap();
+            (row.get(0), row.get(1))
+        };
+        assert_eq!(
+            (sources, loads),
+            (3, 1),
+            "{what}: files loaded together are one load"
+        );
     }
 }
 

@@ -193,13 +193,14 @@ fn state(args: &cli::StateArgs) -> Result<(), Error> {
         );
         return print_out(&out);
     };
+    let count = |n: i64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let loads = report.ledger.iter().map(|l| l.0).max().unwrap_or(0);
     out += &format!(
-        "{table} in {}: {} sources loaded in {} loads; state of {} customers, {} on disk \
-         (ledger {})\n",
+        "{table} in {}: {} loaded in {}; state of {}, {} on disk (ledger {})\n",
         connection.shown(),
-        report.ledger.len(),
-        report.ledger.iter().map(|l| l.0).max().unwrap_or(0),
-        report.customers,
+        count(report.ledger.len() as i64, "source"),
+        count(loads, "load"),
+        count(report.customers, "customer"),
         human_bytes(report.state_bytes as u64),
         human_bytes(report.ledger_bytes as u64),
     );

@@ -105,7 +105,7 @@ pub struct LedgerSource {
 pub struct PriorLoad {
     /// Its name then.
     pub name: String,
-    /// When, as the server prints a `timestamptz` (`2026-12-07 03:41:09+00`).
+    /// When, to the second, in the server's time zone (`2026-12-07 03:41:09 UTC`).
     pub loaded_at: String,
     /// Its rows.
     pub rows: i64,
@@ -186,7 +186,8 @@ impl Incremental {
     /// The first earlier load of a source with content `hash`, if there is one.
     pub fn loaded_before(&mut self, hash: &str) -> Result<Option<PriorLoad>> {
         let sql = format!(
-            "SELECT source, loaded_at::text, rows FROM {} WHERE content_hash = $1 \
+            "SELECT source, to_char(loaded_at, 'YYYY-MM-DD HH24:MI:SS TZ'), rows FROM {} \
+             WHERE content_hash = $1 \
              ORDER BY load_id LIMIT 1",
             self.names.ledger
         );
@@ -568,9 +569,17 @@ impl Load<'_> {
     /// `customers`, and commits the load.
     pub fn commit(mut self, sources: &[(LedgerSource, u64)], customers: u64) -> Result<()> {
         let names = self.names;
+        let load_id: i64 = self
+            .tx
+            .query_one(
+                &format!("SELECT coalesce(max(load_id), 0) + 1 FROM {}", names.ledger),
+                &[],
+            )
+            .map_err(|e| self.fail("cannot read the ledger", e))?
+            .get(0);
         let sql = format!(
             "INSERT INTO {} (load_id, source, bytes, content_hash, rows, customers) \
-             SELECT coalesce((SELECT max(load_id) FROM {0}), 0) + 1, $1, $2, $3, $4, $5",
+             VALUES ($1, $2, $3, $4, $5, $6)",
             names.ledger
         );
         let statement = self
@@ -582,7 +591,14 @@ impl Load<'_> {
             self.tx
                 .execute(
                     &statement,
-                    &[&source.name, &bytes, &source.hash, &rows, &customers],
+                    &[
+                        &load_id,
+                        &source.name,
+                        &bytes,
+                        &source.hash,
+                        &rows,
+                        &customers,
+                    ],
                 )
                 .map_err(|e| self.fail("cannot write the ledger", e))?;
         }
