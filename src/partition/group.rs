@@ -61,16 +61,18 @@ pub enum Product<'p> {
     Text(&'p [u8]),
 }
 
-fn zigzag(v: i64) -> u64 {
+/// `v` as an unsigned number, small for small magnitudes of either sign.
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+/// The inverse of [`zigzag`].
+pub(crate) fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// Appends `v` as LEB128: seven bits a byte, low first, high bit set on all but the last.
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push(v as u8 | 0x80);
         v >>= 7;

@@ -27,6 +27,7 @@ mod tests;
 mod writer;
 
 pub use group::{EncodedGroups, Group, Product, encode_group, encode_record};
+pub(crate) use group::{put_varint, unzigzag, zigzag};
 pub use router::Partitioner;
 pub use store::PartitionStore;
 pub use writer::PartitionWriter;

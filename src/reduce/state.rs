@@ -11,6 +11,7 @@
 
 use super::rules::favourite_product;
 use crate::error::{Error, Result};
+use crate::partition::{put_varint, unzigzag, zigzag};
 
 /// The encoding's version, its first byte.
 const VERSION: u8 = 1;
@@ -196,22 +197,6 @@ impl<'a> Reader<'a> {
             shift += 7;
         }
     }
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
 }
 
 #[cfg(test)]
