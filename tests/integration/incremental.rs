@@ -310,6 +310,12 @@ fn the_ledger_reload_state_and_refusals() {
         .get(0);
     assert_eq!(ledger, 3);
 
+    // A first incremental load that fails leaves empty state tables, which do not stop a replace.
+    let r = incremental(&[&bad], &db, "fresh", &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let r = load(&b, &db, "fresh", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
     // --reset drops the state; then a replace is allowed again.
     let r = run(&[
         "state",

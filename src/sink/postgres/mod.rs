@@ -229,7 +229,8 @@ impl Loader {
     }
 }
 
-/// A replace would leave a table's incremental state describing rows it no longer holds: refused.
+/// A replace would leave a table's incremental state describing rows it no longer holds: refused
+/// when its ledger lists any load.
 fn refuse_incremental_state(
     client: &mut Client,
     schema: &str,
@@ -239,10 +240,17 @@ fn refuse_incremental_state(
     let Ok(names) = incremental::StateTables::new(schema, table) else {
         return Ok(()); // too long a name to have a state
     };
-    let exists = names
-        .exist(client)
-        .map_err(|e| db_error(&format!("{qualified}: cannot look up its state"), &e))?;
-    if exists {
+    let fail = |e| db_error(&format!("{qualified}: cannot look up its state"), &e);
+    // A ledger without rows (a first incremental load that failed) describes nothing.
+    let loaded = names.exist(client).map_err(fail)?
+        && client
+            .query_one(
+                &format!("SELECT EXISTS (SELECT 1 FROM {})", names.ledger),
+                &[],
+            )
+            .map_err(fail)?
+            .get::<_, bool>(0);
+    if loaded {
         return Err(Error::Usage(format!(
             "{qualified} is loaded with --mode incremental (its ledger is {}): a replace would \
              leave that state behind; load it with --mode incremental, or drop the state first \
