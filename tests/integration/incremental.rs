@@ -246,6 +246,25 @@ fn the_ledger_reload_state_and_refusals() {
         state.stdout
     );
 
+    // A scheduler's report says what was skipped.
+    let report = dir.path("report.json");
+    let r = incremental(&[&a], &db, "t", &["--report", report.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let skipped = &json["incremental"]["skipped"];
+    assert_eq!(skipped.as_array().map(Vec::len), Some(1), "{json}");
+    assert!(
+        skipped[0].as_str().unwrap().contains("already loaded on"),
+        "{json}"
+    );
+    assert_eq!(
+        json["incremental"]["loaded"],
+        serde_json::json!([]),
+        "{json}"
+    );
+    assert_eq!(json["exit_status"], 0, "{json}");
+
     // --reload takes a file again and counts its rows a second time.
     let r = incremental(&[&a], &db, "t", &["--reload"]);
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -33,7 +33,8 @@ fn main() -> ExitCode {
     } else {
         Box::new(NoProgress)
     };
-    let result = run(&cli, progress.as_ref());
+    let mut incremental = None;
+    let result = run(&cli, progress.as_ref(), &mut incremental);
     progress.finish();
     let code = match &result {
         Ok(_) => 0,
@@ -44,7 +45,15 @@ fn main() -> ExitCode {
     {
         let summary = result.as_ref().ok().and_then(|(s, _)| s.as_ref());
         let error = result.as_ref().err().map(|e| e.to_string());
-        if let Err(e) = write_report(path, summary, error.as_deref(), code, started) {
+        let written = write_report(
+            path,
+            summary,
+            incremental.as_ref(),
+            error.as_deref(),
+            code,
+            started,
+        );
+        if let Err(e) = written {
             eprintln!("custagg: {e}");
         }
     }
@@ -67,8 +76,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs what the command line asks; returns the run's summary and where the rows went.
-fn run(cli: &Cli, progress: &dyn Progress) -> Result<(Option<Summary>, String), Error> {
+/// Runs what the command line asks; returns the run's summary and where the rows went. An
+/// incremental run also says what it loaded and skipped in `incremental`, for `--report`.
+fn run(
+    cli: &Cli,
+    progress: &dyn Progress,
+    incremental: &mut Option<serde_json::Value>,
+) -> Result<(Option<Summary>, String), Error> {
     match &cli.command {
         Some(Command::Generate(args)) => {
             let bytes = custagg::generate::generate(&args.config())?;
@@ -134,6 +148,13 @@ fn run(cli: &Cli, progress: &dyn Progress) -> Result<(Option<Summary>, String), 
                 progress,
             )?;
             let target = format!("{table} in {}", connection.shown());
+            *incremental = Some(serde_json::json!({
+                "loaded": outcome.loaded,
+                "skipped": outcome.skipped.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                "customers_merged": outcome.merged.customers,
+                "new_customers": outcome.merged.new_customers,
+                "first_load": outcome.merged.first,
+            }));
             if !args.quiet {
                 for skipped in &outcome.skipped {
                     eprintln!("custagg: {skipped}");

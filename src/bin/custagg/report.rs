@@ -9,6 +9,7 @@ use custagg::{Error, Summary};
 pub fn write_report(
     path: &Path,
     summary: Option<&Summary>,
+    incremental: Option<&serde_json::Value>,
     error: Option<&str>,
     exit_status: u8,
     started: Instant,
@@ -25,6 +26,7 @@ pub fn write_report(
         "partitions": summary.map(|s| s.partitions),
         "spilled_bytes": summary.map(|s| s.spilled_bytes),
         "encryption": summary.and_then(|s| s.encryption.as_deref()),
+        "incremental": incremental,
         "seconds": {
             "read": seconds(summary.map(|s| s.read_time)),
             "reduce": seconds(summary.map(|s| s.reduce_time)),
