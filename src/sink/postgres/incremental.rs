@@ -120,8 +120,6 @@ pub struct Merged {
     pub new_customers: u64,
     /// Whether this was the target's first incremental load (the target was emptied first).
     pub first: bool,
-    /// Time spent on the merge and the writes after the reduce.
-    pub write: Duration,
 }
 
 /// A connection holding the target's advisory lock, its state tables made.
@@ -348,7 +346,6 @@ impl Load<'_> {
             customers,
             new_customers,
             first,
-            write: started.elapsed(),
         })
     }
 
