@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Summary, aggregate, thread_pool};
+use super::{Summary, aggregate_into_copy, thread_pool};
 use crate::config::Config;
 use crate::db::connect::Connection;
 use crate::error::{Error, Result};
 use crate::progress::{Phase, Progress, peak_memory};
-use crate::reduce::{Emit, Run};
+use crate::reduce::Emit;
 use crate::sink::postgres::TableName;
 use crate::sink::postgres::incremental::{Incremental, LedgerSource, Merged, PriorLoad};
 use crate::source::hash::content_hash;
@@ -79,11 +79,11 @@ pub fn run_incremental(
     let pool = thread_pool(config.threads)?;
     let hashed = pool.install(|| {
         files
-            .iter()
+            .into_iter()
             .map(|path| {
-                let (bytes, hash) = content_hash(path)?;
+                let (bytes, hash) = content_hash(&path)?;
                 let name = path.display().to_string();
-                Ok(LedgerSource { name, bytes, hash })
+                Ok((path, LedgerSource { name, bytes, hash }))
             })
             .collect::<Result<Vec<_>>>()
     })?;
@@ -91,11 +91,10 @@ pub fn run_incremental(
         encryption: loader.encryption().to_string(),
         ..IncrementalRun::default()
     };
-    let mut taken: Vec<LedgerSource> = Vec::new();
-    for source in hashed {
-        if let Some(first) = taken.iter().find(|t| t.hash == source.hash)
-            && !reload
-        {
+    // The files to read, by path (their ledger names are for showing: not every path is UTF-8).
+    let mut taken: Vec<(PathBuf, LedgerSource)> = Vec::new();
+    for (path, source) in hashed {
+        if !reload && let Some((_, first)) = taken.iter().find(|(_, t)| t.hash == source.hash) {
             let (name, first) = (source.name.clone(), first.name.clone());
             outcome.skipped.push(Skipped::Repeated { name, first });
             continue;
@@ -105,7 +104,7 @@ pub fn run_incremental(
             outcome.skipped.push(Skipped::LoadedBefore { name, prior });
             continue;
         }
-        taken.push(source);
+        taken.push((path, source));
     }
     if taken.is_empty() {
         return Ok(outcome);
@@ -113,34 +112,17 @@ pub fn run_incremental(
     let config = Config {
         sources: taken
             .iter()
-            .map(|s| SourceSpec::Path(PathBuf::from(&s.name)))
+            .map(|(path, _)| SourceSpec::Path(path.clone()))
             .collect(),
         emit: Emit::State,
         ..config.clone()
     };
     let spill = SpillDir::create(&config.spill_dir)?;
     let mut load = loader.begin()?;
-    let (sender, receiver) = crossbeam_channel::bounded::<Run>(config.threads * 2);
-    let (aggregated, copied) = std::thread::scope(|scope| {
-        let copier = scope.spawn(|| load.copy_states(receiver));
-        let aggregated = aggregate(&config, &pool, &spill, progress, |run, _| {
-            sender.send(run).map_err(|_| Error::Database {
-                what: target.to_string(),
-                message: "the COPY stopped".into(),
-            })
-        });
-        drop(sender);
-        (
-            aggregated,
-            copier.join().expect("the COPY thread does not panic"),
-        )
-    });
-    // A COPY failure is the cause of the aggregation's "COPY stopped": report it first.
-    let (mut summary, copied) = match (aggregated, copied) {
-        (Ok(summary), Ok(copied)) => (summary, copied),
-        (Err(e), _) if !matches!(e, Error::Database { .. }) => return Err(e),
-        (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
-    };
+    let (mut summary, copied) =
+        aggregate_into_copy(&config, &pool, &spill, progress, target, |runs| {
+            load.copy_states(runs)
+        })?;
     let started = Instant::now();
     progress.start(Phase::Write, None);
     progress.step("merging into the stored states");
@@ -155,8 +137,8 @@ pub fn run_incremental(
     }
     let merged = load.merge(spill.path(), summary.customers)?;
     let ledger: Vec<(LedgerSource, u64)> = taken
-        .iter()
-        .cloned()
+        .into_iter()
+        .map(|(_, source)| source)
         .zip(summary.rows_by_input.iter().copied())
         .collect();
     load.commit(&ledger, merged.customers)?;
@@ -166,7 +148,7 @@ pub fn run_incremental(
     summary.write_time = started.elapsed();
     summary.peak_memory = peak_memory();
     summary.encryption = Some(outcome.encryption.clone());
-    outcome.loaded = taken.into_iter().map(|s| s.name).collect();
+    outcome.loaded = ledger.iter().map(|(s, _)| s.name.clone()).collect();
     outcome.summary = Some(summary);
     outcome.merged = merged;
     Ok(outcome)

@@ -120,10 +120,36 @@ pub fn run_to_postgres(
     let encryption = loader.encryption().to_string();
     let spill = SpillDir::create(&config.spill_dir)?;
     let pool = thread_pool(config.threads)?;
+    let (mut summary, copied) =
+        aggregate_into_copy(config, &pool, &spill, progress, target, |runs| {
+            loader.copy(runs)
+        })?;
+    let started = Instant::now();
+    progress.start(Phase::Write, None);
+    let times = loader.finish(copied, summary.customers, progress)?;
+    summary.write_time = started.elapsed();
+    summary.copy_time = times.copy;
+    summary.peak_memory = peak_memory();
+    summary.encryption = Some(encryption);
+    Ok(summary)
+}
+
+/// Aggregates the sources of `config` while `copy`, on a thread of its own, streams the runs it
+/// receives over a bounded channel into a COPY to `target`; returns the summary and the rows the
+/// server counted. A COPY failure is the cause of the aggregation's "the COPY stopped", so it is
+/// the error reported.
+fn aggregate_into_copy(
+    config: &Config,
+    pool: &rayon::ThreadPool,
+    spill: &SpillDir,
+    progress: &dyn Progress,
+    target: &TableName,
+    copy: impl FnOnce(crossbeam_channel::Receiver<Run>) -> Result<u64> + Send,
+) -> Result<(Summary, u64)> {
     let (sender, receiver) = crossbeam_channel::bounded::<Run>(config.threads * 2);
     let (aggregated, copied) = std::thread::scope(|scope| {
-        let copier = scope.spawn(|| loader.copy(receiver));
-        let aggregated = aggregate(config, &pool, &spill, progress, |run, _| {
+        let copier = scope.spawn(|| copy(receiver));
+        let aggregated = aggregate(config, pool, spill, progress, |run, _| {
             sender.send(run).map_err(|_| Error::Database {
                 what: target.to_string(),
                 message: "the COPY stopped".into(),
@@ -133,20 +159,11 @@ pub fn run_to_postgres(
         let copied = copier.join().expect("the COPY thread does not panic");
         (aggregated, copied)
     });
-    // A COPY failure is the cause of the aggregation's "COPY stopped": report it first.
-    let (mut summary, copied) = match (aggregated, copied) {
-        (Ok(summary), Ok(copied)) => (summary, copied),
-        (Err(e), _) if !matches!(e, Error::Database { .. }) => return Err(e),
-        (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
-    };
-    let started = Instant::now();
-    progress.start(Phase::Write, None);
-    let times = loader.finish(copied, summary.customers, progress)?;
-    summary.write_time = started.elapsed();
-    summary.copy_time = times.copy;
-    summary.peak_memory = peak_memory();
-    summary.encryption = Some(encryption);
-    Ok(summary)
+    match (aggregated, copied) {
+        (Ok(summary), Ok(copied)) => Ok((summary, copied)),
+        (Err(e), _) if !matches!(e, Error::Database { .. }) => Err(e),
+        (_, Err(e)) | (Err(e), Ok(_)) => Err(e),
+    }
 }
 
 /// Aggregates the sources of `config`, handing every reduced partition to `on_run` (called from
