@@ -215,7 +215,7 @@ fn state(args: &cli::StateArgs) -> Result<(), Error> {
         return print_out(&out);
     };
     let count = |n: i64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-    let loads = report.ledger.iter().map(|l| l.0).max().unwrap_or(0);
+    let loads = report.ledger.iter().map(|l| l.load).max().unwrap_or(0);
     out += &format!(
         "{table} in {}: {} loaded in {}; state of {}, {} on disk (ledger {})\n",
         connection.shown(),
@@ -234,15 +234,15 @@ fn state(args: &cli::StateArgs) -> Result<(), Error> {
         "source".into(),
         "content hash".into(),
     ]];
-    for (load, source, bytes, hash, rows, customers, at) in &report.ledger {
+    for row in &report.ledger {
         lines.push([
-            load.to_string(),
-            at.clone(),
-            rows.to_string(),
-            customers.to_string(),
-            bytes.to_string(),
-            source.clone(),
-            hash.clone(),
+            row.load.to_string(),
+            row.loaded_at.clone(),
+            row.rows.to_string(),
+            row.customers.to_string(),
+            row.bytes.to_string(),
+            row.source.clone(),
+            row.content_hash.clone(),
         ]);
     }
     let mut widths = [0; 7];

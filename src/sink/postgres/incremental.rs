@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use postgres::{Client, Transaction};
 
-use super::TableName;
-use super::copy::{COPY_HEADER, COPY_TRAILER};
-use super::preflight::Preflight;
+use super::copy::{COPY_HEADER, COPY_TRAILER, copy_runs, put_tuple};
+use super::preflight::{Checked, Preflight, check_target};
+use super::table::relation_exists;
+use super::{TableName, locked_or_failed};
 use crate::db::MAX_IDENTIFIER;
 use crate::db::connect::{Connection, db_error, quote_ident};
 use crate::error::{Error, Result};
@@ -79,13 +80,7 @@ impl StateTables {
 
     /// Whether the ledger table exists.
     pub fn exist(&self, client: &mut Client) -> std::result::Result<bool, postgres::Error> {
-        Ok(client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON \
-                 n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
-                &[&self.schema, &self.ledger_name],
-            )?
-            .get(0))
+        relation_exists(client, &self.schema, &self.ledger_name)
     }
 }
 
@@ -98,6 +93,21 @@ pub struct LedgerSource {
     pub bytes: u64,
     /// `blake3:` and the hex digest of its bytes.
     pub hash: String,
+}
+
+/// A row of the ledger, as `custagg state` prints it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerRow {
+    /// The load that took it (files loaded by one run share it).
+    pub load: i64,
+    pub source: String,
+    pub bytes: i64,
+    pub content_hash: String,
+    pub rows: i64,
+    /// Customers the load touched.
+    pub customers: i64,
+    /// When, to the second, in the server's time zone.
+    pub loaded_at: String,
 }
 
 /// An earlier load of a source with the same content.
@@ -140,14 +150,13 @@ impl Incremental {
         target: &TableName,
         lock_timeout: Duration,
     ) -> Result<Incremental> {
-        let mut client = connection.connect_creating_database()?;
-        let encryption = connection.encryption(&mut client)?;
-        let mut checks = Preflight::new(&mut client, connection);
-        let schema = checks.schema_of(target)?;
+        let Checked {
+            mut client,
+            schema,
+            qualified: shown,
+            encryption,
+        } = check_target(connection, target)?;
         let names = StateTables::new(&schema, &target.table)?;
-        let shown = format!("{schema}.{}", target.table);
-        checks.lock_target(&shown)?;
-        checks.may_replace(&schema, &target.table, &shown)?;
         let sql = format!(
             "CREATE TABLE IF NOT EXISTS {state} (customer_id text PRIMARY KEY, \
                                                  state bytea NOT NULL); \
@@ -234,16 +243,7 @@ impl Incremental {
 }
 
 fn fail(shown: &str, lock_ms: u128, what: &str, e: postgres::Error) -> Error {
-    if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-        return Error::Database {
-            what: shown.into(),
-            message: format!(
-                "the table is locked by another session and stayed locked for {lock_ms} ms \
-                 (lock_timeout); nothing was loaded, try again when it is free"
-            ),
-        };
-    }
-    db_error(&format!("{shown}: {what}"), &e)
+    locked_or_failed(shown, lock_ms, what, e, "nothing was loaded")
 }
 
 /// One load's open transaction.
@@ -262,26 +262,16 @@ impl Load<'_> {
     /// Copies the states of every run received (made with [`crate::reduce::Emit::State`]) into
     /// the temporary table; returns the rows the server counted.
     pub fn copy_states(&mut self, runs: Receiver<Run>) -> Result<u64> {
-        let mut writer = self
+        let writer = self
             .tx
             .copy_in("COPY custagg_delta (customer_id, state) FROM STDIN (FORMAT binary)")
             .map_err(|e| db_error("cannot start the COPY", &e))?;
-        let mut buf = Vec::with_capacity(1 << 20);
-        buf.extend_from_slice(COPY_HEADER);
-        for run in runs {
+        let (_, rows) = copy_runs(writer, runs, |run, buf| {
             for (customer, state) in StateRows::new(&run.bytes) {
-                put_tuple(&mut buf, &[customer, state]);
-                // A write error means the server ended the COPY; `finish` says why.
-                if buf.len() >= 1 << 20 && writer.write_all(&std::mem::take(&mut buf)).is_err() {
-                    break;
-                }
+                put_tuple(buf, &[customer, state]);
             }
-        }
-        buf.extend_from_slice(&COPY_TRAILER);
-        let _ = writer.write_all(&buf);
-        writer
-            .finish()
-            .map_err(|e| db_error(&format!("{}: the COPY failed", self.shown), &e))
+        });
+        rows.map_err(|e| db_error(&format!("{}: the COPY failed", self.shown), &e))
     }
 
     /// Merges the copied states into the stored ones and writes the states and the target's
@@ -289,8 +279,13 @@ impl Load<'_> {
     /// number of customers reduced.
     pub fn merge(&mut self, spill: &Path, expected: u64) -> Result<Merged> {
         let started = Instant::now();
-        let first = self.first_load()?;
-        let created = first && self.empty_target()?;
+        let target_exists = relation_exists(&mut self.tx, &self.names.schema, &self.names.table)
+            .map_err(|e| self.fail("cannot look up the table", e))?;
+        let first = self.first_load(target_exists)?;
+        if first {
+            self.empty_target(target_exists)?;
+        }
+        let created = first && !target_exists;
         let mut spool = tempfile::tempfile_in(spill)
             .map_err(|e| Error::io(spill, "cannot create a spool file", e))?;
         let (customers, new_customers) = self.merge_into(&mut spool, spill, expected)?;
@@ -408,23 +403,18 @@ impl Load<'_> {
             .map_err(|e| self.fail("cannot write the first load", e))
     }
 
-    /// Whether the ledger is empty; then the target must not hold rows of another history. A
-    /// ledger without its target is refused.
-    fn first_load(&mut self) -> Result<bool> {
+    /// Whether the ledger is empty (then the target must not hold rows of another history);
+    /// `target_exists` says whether the target does. A ledger without its target is refused.
+    fn first_load(&mut self, target_exists: bool) -> Result<bool> {
         let names = self.names;
-        let row = self
+        let first: bool = self
             .tx
             .query_one(
-                &format!(
-                    "SELECT NOT EXISTS (SELECT 1 FROM {}), EXISTS (SELECT 1 FROM pg_class c \
-                     JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname = $1 AND c.relname = $2)",
-                    names.ledger
-                ),
-                &[&names.schema, &names.table],
+                &format!("SELECT NOT EXISTS (SELECT 1 FROM {})", names.ledger),
+                &[],
             )
-            .map_err(|e| self.fail("cannot read the ledger", e))?;
-        let (first, target_exists): (bool, bool) = (row.get(0), row.get(1));
+            .map_err(|e| self.fail("cannot read the ledger", e))?
+            .get(0);
         if !first && !target_exists {
             return Err(Error::Database {
                 what: self.shown.clone(),
@@ -438,20 +428,11 @@ impl Load<'_> {
         Ok(first)
     }
 
-    /// The first load: the target made (without its key yet: returns true) or emptied, and the
-    /// state table made again without its key, to be filled by plain inserts.
-    fn empty_target(&mut self) -> Result<bool> {
+    /// The first load: the target made (without its key yet) unless it exists, or emptied, and
+    /// the state table made again without its key, to be filled by plain inserts.
+    fn empty_target(&mut self, target_exists: bool) -> Result<()> {
         let names = self.names;
-        let exists: bool = self
-            .tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON \
-                 n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
-                &[&names.schema, &names.table],
-            )
-            .map_err(|e| self.fail("cannot look up the table", e))?
-            .get(0);
-        let target = match exists {
+        let target = match target_exists {
             true => format!("TRUNCATE {};", names.target),
             false => format!(
                 "CREATE TABLE {} (customer_id text NOT NULL, favourite_product text NOT NULL, \
@@ -466,8 +447,7 @@ impl Load<'_> {
         );
         self.tx
             .batch_execute(&sql)
-            .map_err(|e| self.fail("cannot empty the table for its first incremental load", e))?;
-        Ok(!exists)
+            .map_err(|e| self.fail("cannot empty the table for its first incremental load", e))
     }
 
     /// Reads the new states with the stored ones of the same customers, merged into `spool` as
@@ -507,7 +487,7 @@ impl Load<'_> {
         out.write_all(COPY_HEADER).map_err(write_error)?;
         let (mut customers, mut new_customers) = (0u64, 0u64);
         let mut fields: Vec<Option<Vec<u8>>> = Vec::new();
-        let mut buf = Vec::new();
+        let (mut state, mut tuple) = (Vec::new(), Vec::new());
         while tuples
             .next(&mut fields)
             .map_err(|e| copy_out_error(&shown, e))?
@@ -535,16 +515,12 @@ impl Load<'_> {
                     .map_err(|e| damaged("stored", e))?
                     .merge(&delta, customer)?,
             };
-            buf.clear();
-            merged.encode(&mut buf);
-            put_tuple_4(
-                &mut out,
-                customer,
-                &buf,
-                merged.favourite(),
-                merged.longest_streak(),
-            )
-            .map_err(write_error)?;
+            state.clear();
+            merged.encode(&mut state);
+            let streak = merged.longest_streak().to_be_bytes(); // int4, binary
+            tuple.clear();
+            put_tuple(&mut tuple, &[customer, &state, merged.favourite(), &streak]);
+            out.write_all(&tuple).map_err(write_error)?;
             customers += 1;
             if customers == 1 {
                 crate::faults::point("incremental-read");
@@ -614,31 +590,6 @@ fn copy_out_error(shown: &str, e: String) -> Error {
     }
 }
 
-/// Appends a binary COPY tuple of text or bytea fields.
-fn put_tuple(buf: &mut Vec<u8>, fields: &[&[u8]]) {
-    buf.extend_from_slice(&(fields.len() as i16).to_be_bytes());
-    for field in fields {
-        buf.extend_from_slice(&(field.len() as i32).to_be_bytes());
-        buf.extend_from_slice(field);
-    }
-}
-
-/// Writes a tuple of `custagg_merged`.
-fn put_tuple_4(
-    out: &mut impl Write,
-    customer: &[u8],
-    state: &[u8],
-    favourite: &[u8],
-    streak: i32,
-) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(32 + customer.len() + state.len() + favourite.len());
-    put_tuple(&mut buf, &[customer, state, favourite]);
-    buf[..2].copy_from_slice(&4i16.to_be_bytes());
-    buf.extend_from_slice(&4i32.to_be_bytes());
-    buf.extend_from_slice(&streak.to_be_bytes());
-    out.write_all(&buf)
-}
-
 /// The tuples of a binary COPY's output.
 struct CopyTuples<R> {
     reader: R,
@@ -695,11 +646,30 @@ impl<R: Read> CopyTuples<R> {
     }
 }
 
+/// For `custagg state`: a connection to the target's database (not created when missing), the
+/// names of its state tables and how messages name the target; with `lock`, holding the
+/// target's advisory lock.
+fn open_state(
+    connection: &Connection,
+    target: &TableName,
+    lock: bool,
+) -> Result<(Client, StateTables, String)> {
+    let mut client = connection.connect()?;
+    let mut checks = Preflight::new(&mut client, connection);
+    let schema = checks.schema_of(target)?;
+    let names = StateTables::new(&schema, &target.table)?;
+    let shown = format!("{schema}.{}", target.table);
+    if lock {
+        checks.lock_target(&shown)?;
+    }
+    Ok((client, names, shown))
+}
+
 /// What `custagg state` prints of a target's incremental state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateReport {
-    /// The ledger's rows: load, source, bytes, content hash, rows, customers, loaded at.
-    pub ledger: Vec<(i64, String, i64, String, i64, i64, String)>,
+    /// The ledger's rows, by load and source.
+    pub ledger: Vec<LedgerRow>,
     /// Customers with a state.
     pub customers: i64,
     /// Bytes on disk of the state table (with its index and TOAST) and of the ledger.
@@ -709,11 +679,7 @@ pub struct StateReport {
 
 /// The incremental state of `target`, `None` when it has none.
 pub fn state_report(connection: &Connection, target: &TableName) -> Result<Option<StateReport>> {
-    let mut client = connection.connect()?;
-    let mut checks = Preflight::new(&mut client, connection);
-    let schema = checks.schema_of(target)?;
-    let names = StateTables::new(&schema, &target.table)?;
-    let shown = format!("{schema}.{}", target.table);
+    let (mut client, names, shown) = open_state(connection, target, false)?;
     let fail = |what: &str, e| db_error(&format!("{shown}: {what}"), &e);
     if !names
         .exist(&mut client)
@@ -732,16 +698,14 @@ pub fn state_report(connection: &Connection, target: &TableName) -> Result<Optio
         )
         .map_err(|e| fail("cannot read the ledger", e))?
         .iter()
-        .map(|r| {
-            (
-                r.get(0),
-                r.get(1),
-                r.get(2),
-                r.get(3),
-                r.get(4),
-                r.get(5),
-                r.get(6),
-            )
+        .map(|r| LedgerRow {
+            load: r.get(0),
+            source: r.get(1),
+            bytes: r.get(2),
+            content_hash: r.get(3),
+            rows: r.get(4),
+            customers: r.get(5),
+            loaded_at: r.get(6),
         })
         .collect();
     let row = client
@@ -765,12 +729,7 @@ pub fn state_report(connection: &Connection, target: &TableName) -> Result<Optio
 /// Drops the incremental state of `target` (its states and ledger; the table stays), holding its
 /// advisory lock; returns whether there was one.
 pub fn reset_state(connection: &Connection, target: &TableName) -> Result<bool> {
-    let mut client = connection.connect()?;
-    let mut checks = Preflight::new(&mut client, connection);
-    let schema = checks.schema_of(target)?;
-    let names = StateTables::new(&schema, &target.table)?;
-    let shown = format!("{schema}.{}", target.table);
-    checks.lock_target(&shown)?;
+    let (mut client, names, shown) = open_state(connection, target, true)?;
     let fail = |what: &str, e| db_error(&format!("{shown}: {what}"), &e);
     let existed = names
         .exist(&mut client)

@@ -25,7 +25,6 @@ pub use crate::db::TableName;
 pub use copy::encode_copy_row;
 pub use table::staging_name;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -35,8 +34,8 @@ use crate::db::connect::{Connection, db_error, quote_ident};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::reduce::{Run, RunRows};
-use copy::{COPY_HEADER, COPY_TRAILER};
-use preflight::Preflight;
+use copy::copy_runs;
+use preflight::{Checked, check_target};
 use table::truncate_identifier;
 
 /// How long each phase of the load took.
@@ -74,13 +73,12 @@ impl Loader {
         target: &TableName,
         lock_timeout: Duration,
     ) -> Result<Loader> {
-        let mut client = connection.connect_creating_database()?;
-        let encryption = connection.encryption(&mut client)?;
-        let mut checks = Preflight::new(&mut client, connection);
-        let schema = checks.schema_of(target)?;
-        let qualified = format!("{schema}.{}", target.table);
-        checks.lock_target(&qualified)?;
-        checks.may_replace(&schema, &target.table, &qualified)?;
+        let Checked {
+            mut client,
+            schema,
+            qualified,
+            encryption,
+        } = check_target(connection, target)?;
         let shown = connection.shown().to_string();
         refuse_incremental_state(&mut client, &schema, &target.table, &qualified)?;
         let mut loader = Loader {
@@ -135,45 +133,22 @@ impl Loader {
             "COPY {} (customer_id, favourite_product, longest_streak) FROM STDIN (FORMAT binary)",
             self.staging_ident()
         );
-        let mut busy = Duration::ZERO;
-        let mut writer = self
+        let writer = self
             .client
             .copy_in(&sql)
             .map_err(|e| db_error("cannot start the COPY", &e))?;
-        let mut buf = Vec::with_capacity(1 << 20);
-        buf.extend_from_slice(COPY_HEADER);
-        let mut send = |buf: &mut Vec<u8>, writer: &mut postgres::CopyInWriter<'_>| {
-            let started = Instant::now();
-            let result = writer.write_all(buf);
-            busy += started.elapsed();
-            buf.clear();
-            result
-        };
-        for run in runs {
+        let (busy, rows) = copy_runs(writer, runs, |run, buf| {
             for row in RunRows::new(&run.bytes) {
                 encode_copy_row(
-                    &mut buf,
+                    buf,
                     row.customer_id,
                     row.favourite_product,
                     row.longest_streak,
                 );
-                if buf.len() >= 1 << 20 {
-                    // A write error means the server ended the COPY; `finish` says why.
-                    if send(&mut buf, &mut writer).is_err() {
-                        break;
-                    }
-                    crate::faults::point("copy");
-                }
             }
-        }
-        buf.extend_from_slice(&COPY_TRAILER);
-        let _ = send(&mut buf, &mut writer);
-        let started = Instant::now();
-        let rows = writer
-            .finish()
-            .map_err(|e| db_error(&format!("{}: the COPY failed", self.target()), &e))?;
-        self.times.copy = busy + started.elapsed();
-        Ok(rows)
+        });
+        self.times.copy = busy;
+        rows.map_err(|e| db_error(&format!("{}: the COPY failed", self.target()), &e))
     }
 
     /// Checks the row count, builds the primary key, analyzes, and swaps the staging table in.
@@ -227,6 +202,27 @@ impl Loader {
         self.times.swap = started.elapsed();
         Ok(self.times.clone())
     }
+}
+
+/// The error of a statement run under `lock_timeout` (`lock_ms`): a lock not granted in time says
+/// so and that `unchanged` (what stayed as it was); any other is the server's message.
+fn locked_or_failed(
+    shown: &str,
+    lock_ms: u128,
+    what: &str,
+    e: postgres::Error,
+    unchanged: &str,
+) -> Error {
+    if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+        return Error::Database {
+            what: shown.into(),
+            message: format!(
+                "the table is locked by another session and stayed locked for {lock_ms} ms \
+                 (lock_timeout); {unchanged}, try again when it is free"
+            ),
+        };
+    }
+    db_error(&format!("{shown}: {what}"), &e)
 }
 
 /// A replace would leave a table's incremental state describing rows it no longer holds: refused

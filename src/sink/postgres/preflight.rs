@@ -7,6 +7,34 @@ use postgres::Client;
 use crate::db::connect::{Connection, db_error};
 use crate::error::{Error, Result};
 
+/// A connection to the target's database that passed the checks, holding the target's lock.
+pub(super) struct Checked {
+    pub client: Client,
+    /// The target's schema, and `schema.table`.
+    pub schema: String,
+    pub qualified: String,
+    /// How the connection is protected ([`Connection::encryption`]).
+    pub encryption: String,
+}
+
+/// Connects (creating the database if needed), finds the target's schema, takes the advisory
+/// lock on the target and checks that this user may replace it: what a load does first.
+pub(super) fn check_target(connection: &Connection, target: &super::TableName) -> Result<Checked> {
+    let mut client = connection.connect_creating_database()?;
+    let encryption = connection.encryption(&mut client)?;
+    let mut checks = Preflight::new(&mut client, connection);
+    let schema = checks.schema_of(target)?;
+    let qualified = format!("{schema}.{}", target.table);
+    checks.lock_target(&qualified)?;
+    checks.may_replace(&schema, &target.table, &qualified)?;
+    Ok(Checked {
+        client,
+        schema,
+        qualified,
+        encryption,
+    })
+}
+
 /// The checks, on the run's connection.
 pub(super) struct Preflight<'c> {
     client: &'c mut Client,

@@ -5,9 +5,9 @@
 
 use postgres::Transaction;
 
-use super::Loader;
-use super::table::truncate_identifier;
-use crate::db::connect::{db_error, quote_ident};
+use super::table::{relation_exists, truncate_identifier};
+use super::{Loader, locked_or_failed};
+use crate::db::connect::quote_ident;
 use crate::error::{Error, Result};
 
 /// The names one swap works with, and how its errors are told.
@@ -26,17 +26,7 @@ struct Swap {
 
 impl Swap {
     fn fail(&self, what: &str, e: postgres::Error) -> Error {
-        if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-            return Error::Database {
-                what: self.shown.clone(),
-                message: format!(
-                    "the table is locked by another session and stayed locked for {} ms \
-                     (lock_timeout); the table is unchanged, try again when it is free",
-                    self.lock_ms
-                ),
-            };
-        }
-        db_error(&format!("{}: {what}", self.shown), &e)
+        locked_or_failed(&self.shown, self.lock_ms, what, e, "the table is unchanged")
     }
 
     /// No target yet: the staging table takes its name.
@@ -109,14 +99,8 @@ impl Swap {
     /// Names the new primary key after the table, unless that name is taken.
     fn rename_primary_key(&self, tx: &mut Transaction<'_>) -> Result<()> {
         let wanted = truncate_identifier(&format!("{}_pkey", self.table));
-        let taken: bool = tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = $1 AND c.relname = $2)",
-                &[&self.schema, &wanted],
-            )
-            .map_err(|e| self.fail("cannot look up index names", e))?
-            .get(0);
+        let taken = relation_exists(tx, &self.schema, &wanted)
+            .map_err(|e| self.fail("cannot look up index names", e))?;
         if taken {
             return Ok(());
         }

@@ -1,6 +1,23 @@
-//! The name of a target's staging table.
+//! The name of a target's staging table, and whether a table (or index) of a schema exists.
+
+use postgres::GenericClient;
 
 use crate::db::MAX_IDENTIFIER;
+
+/// Whether `schema` holds a relation (table, index, view…) named `name`.
+pub(super) fn relation_exists(
+    client: &mut impl GenericClient,
+    schema: &str,
+    name: &str,
+) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON \
+             n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
+            &[&schema, &name],
+        )?
+        .get(0))
+}
 
 /// The staging table of a target: fixed per target (one run at a time holds its advisory lock),
 /// short enough for any target name.
