@@ -60,7 +60,7 @@ pub fn reduce_partition_with(
     let mut run = Run::with_capacity(index.len() * 8);
     let mut totals = Totals::new(scratch, products.len());
     let mut days: Vec<i32> = Vec::new();
-    let mut state = Vec::new();
+    let (mut state, mut pairs) = (Vec::new(), Vec::new());
     let mut i = 0;
     while i < index.len() {
         index.prefetch_after(i);
@@ -95,7 +95,9 @@ pub fn reduce_partition_with(
             }),
             Emit::State => {
                 state.clear();
-                CustomerState::new(totals.pairs(products), &mut days).encode(&mut state);
+                pairs.clear();
+                pairs.extend(totals.pairs(products));
+                CustomerState::encode_new(&mut state, &mut pairs, &mut days);
                 run.push_state(customer_id, &state);
             }
         }

@@ -27,7 +27,8 @@ pub struct CustomerState {
 
 impl CustomerState {
     /// The state of `totals` (any order; each code once) and `days` (any order, repeats
-    /// allowed; sorted in place).
+    /// allowed; sorted in place). (The reduce encodes without making it: [`Self::encode_new`].)
+    #[cfg(test)]
     pub fn new<'a>(totals: impl IntoIterator<Item = (&'a [u8], i64)>, days: &mut [i32]) -> Self {
         let mut totals: Vec<(Vec<u8>, i64)> =
             totals.into_iter().map(|(c, t)| (c.to_vec(), t)).collect();
@@ -91,24 +92,19 @@ impl CustomerState {
 
     /// Appends the state's bytes to `buf`.
     pub fn encode(&self, buf: &mut Vec<u8>) {
-        buf.push(VERSION);
-        put_varint(buf, self.totals.len() as u64);
-        for (code, total) in &self.totals {
-            buf.push(code.len() as u8);
-            buf.extend_from_slice(code);
-            put_varint(buf, zigzag(*total));
-        }
-        put_varint(buf, self.runs.len() as u64);
-        let mut end = None;
-        for &(start, len) in &self.runs {
-            let gap = match end {
-                None => zigzag(i64::from(start)),
-                Some(end) => (i64::from(start) - end) as u64,
-            };
-            put_varint(buf, gap);
-            put_varint(buf, u64::from(len));
-            end = Some(i64::from(start) + i64::from(len));
-        }
+        let totals = self
+            .totals
+            .iter()
+            .map(|(code, total)| (code.as_slice(), *total));
+        encode_parts(buf, totals, &self.runs);
+    }
+
+    /// Appends the bytes of the state of `totals` (any order; each code once; sorted in place)
+    /// and `days` (any order, repeats allowed; sorted in place) to `buf`, without making the
+    /// state: what the reduce hands on for each customer.
+    pub fn encode_new(buf: &mut Vec<u8>, totals: &mut [(&[u8], i64)], days: &mut [i32]) {
+        totals.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        encode_parts(buf, totals.iter().copied(), &runs_of(days));
     }
 
     /// The state in `bytes`, or why they are not one.
@@ -146,6 +142,32 @@ impl CustomerState {
             return Err(format!("{} bytes after the state", r.bytes.len()));
         }
         Ok(CustomerState { totals, runs })
+    }
+}
+
+/// The encoding of totals in code order and maximal runs in day order.
+fn encode_parts<'a>(
+    buf: &mut Vec<u8>,
+    totals: impl ExactSizeIterator<Item = (&'a [u8], i64)>,
+    runs: &[(i32, u32)],
+) {
+    buf.push(VERSION);
+    put_varint(buf, totals.len() as u64);
+    for (code, total) in totals {
+        buf.push(code.len() as u8);
+        buf.extend_from_slice(code);
+        put_varint(buf, zigzag(total));
+    }
+    put_varint(buf, runs.len() as u64);
+    let mut end = None;
+    for &(start, len) in runs {
+        let gap = match end {
+            None => zigzag(i64::from(start)),
+            Some(end) => (i64::from(start) - end) as u64,
+        };
+        put_varint(buf, gap);
+        put_varint(buf, u64::from(len));
+        end = Some(i64::from(start) + i64::from(len));
     }
 }
 
@@ -230,6 +252,16 @@ mod tests {
         );
         bytes.push(0);
         assert!(CustomerState::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn encoding_without_the_state_is_the_same() {
+        let mut days = [14, 10, 11, 11, 16, 15];
+        let mut totals: Vec<(&[u8], i64)> = vec![(b"B", 5), (b"A", -3), (b"PURA250", 7)];
+        let (mut direct, mut via) = (Vec::new(), Vec::new());
+        CustomerState::encode_new(&mut direct, &mut totals, &mut days);
+        state(&[("B", 5), ("A", -3), ("PURA250", 7)], &days).encode(&mut via);
+        assert_eq!(direct, via);
     }
 
     #[test]
