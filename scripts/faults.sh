@@ -92,6 +92,21 @@ for point in reading spilling reducing copy before-swap after-swap; do
     fi
 done
 
+# stop_server_at POINT command...: runs the command paused at POINT for 3 s, stops the server
+# (pg_ctl stop -m immediate) under it, and starts the server again; sets code and message (the
+# command's exit status and stderr).
+stop_server_at() {
+    local point=$1; shift
+    CUSTAGG_PAUSE_AT=$point CUSTAGG_PAUSE_FOR=3 "$@" 2>"$WORK/err" &
+    local pid=$!
+    for _ in $(seq 600); do grep -q "paused at $point" "$WORK/err" && break; sleep 0.1; done
+    pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null
+    set +e; wait "$pid"; code=$?; set -e
+    message=$(grep -v "paused at" "$WORK/err")
+    pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$LOG" -w \
+        -o "-c listen_addresses='' -c unix_socket_directories=$PGDIR $PG_EXTRA_OPTIONS" start >/dev/null
+}
+
 # Incremental loads (issue 21): kill -9 while reading, while the stored states are read, while
 # they are merged, while the merged rows are written, and just before the commit. The target,
 # its states and its ledger must all be as before; the next run loads the day and equals a
@@ -134,14 +149,7 @@ for point in reading incremental-read incremental-merge incremental-write increm
     inc_reset
 done
 # PostgreSQL stopped under an incremental load's writes.
-CUSTAGG_PAUSE_AT=incremental-write CUSTAGG_PAUSE_FOR=3 "${INC[@]}" --source "$NEW" 2>"$WORK/err" &
-PID=$!
-for _ in $(seq 600); do grep -q "paused at incremental-write" "$WORK/err" && break; sleep 0.1; done
-pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null
-set +e; wait "$PID"; code=$?; set -e
-message=$(grep -v "paused at" "$WORK/err")
-pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$LOG" -w \
-    -o "-c listen_addresses='' -c unix_socket_directories=$PGDIR $PG_EXTRA_OPTIONS" start >/dev/null
+stop_server_at incremental-write "${INC[@]}" --source "$NEW"
 after=$(inc_fingerprint)
 if [ "$code" = 1 ] && [ "$(printf '%s\n' "$message" | wc -l)" = 1 ] && [ "$after" = "$INC_BEFORE" ]; then
     pass "PostgreSQL stopped during an incremental load: exit $code, table, states and ledger as before; message: $message"
@@ -150,14 +158,7 @@ else
 fi
 
 # PostgreSQL stopped under the COPY.
-CUSTAGG_PAUSE_AT=copy CUSTAGG_PAUSE_FOR=3 "${LOAD[@]}" --source "$NEW" 2>"$WORK/err" &
-PID=$!
-for _ in $(seq 600); do grep -q "paused at copy" "$WORK/err" && break; sleep 0.1; done
-pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null
-set +e; wait "$PID"; code=$?; set -e
-message=$(grep -v "paused at" "$WORK/err")
-pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$LOG" -w \
-    -o "-c listen_addresses='' -c unix_socket_directories=$PGDIR $PG_EXTRA_OPTIONS" start >/dev/null
+stop_server_at copy "${LOAD[@]}" --source "$NEW"
 after=$(fingerprint)
 if [ "$code" = 1 ] && [ "$(printf '%s\n' "$message" | wc -l)" = 1 ] && [ "$after" = "$OLD_FP" ]; then
     pass "PostgreSQL stopped during COPY: exit $code, target old and complete; message: $message"
