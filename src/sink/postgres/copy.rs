@@ -64,6 +64,20 @@ pub(super) fn put_tuple(buf: &mut Vec<u8>, fields: &[&[u8]]) {
     }
 }
 
+/// Appends a binary COPY tuple as [`put_tuple`] does, a `None` field as NULL.
+pub(super) fn put_tuple_nullable(buf: &mut Vec<u8>, fields: &[Option<&[u8]>]) {
+    buf.extend_from_slice(&(fields.len() as i16).to_be_bytes());
+    for field in fields {
+        match field {
+            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(field) => {
+                buf.extend_from_slice(&(field.len() as i32).to_be_bytes());
+                buf.extend_from_slice(field);
+            }
+        }
+    }
+}
+
 /// Appends one tuple of the binary COPY format: three fields, text as UTF-8, int4 big-endian.
 pub fn encode_copy_row(
     buf: &mut Vec<u8>,
@@ -97,6 +111,19 @@ mod tests {
         encode_copy_row(&mut row, b"0023938", b"PURA250", 2);
         put_tuple(&mut tuple, &[b"0023938", b"PURA250", &2i32.to_be_bytes()]);
         assert_eq!(row, tuple);
+        tuple.clear();
+        put_tuple_nullable(
+            &mut tuple,
+            &[Some(b"0023938"), Some(b"PURA250"), Some(&[0, 0, 0, 2])],
+        );
+        assert_eq!(row, tuple);
+    }
+
+    #[test]
+    fn a_null_field_is_a_length_of_minus_one() {
+        let mut tuple = Vec::new();
+        put_tuple_nullable(&mut tuple, &[Some(b"a"), None]);
+        assert_eq!(tuple, [0, 2, 0, 0, 0, 1, b'a', 0xff, 0xff, 0xff, 0xff]);
     }
 
     #[test]

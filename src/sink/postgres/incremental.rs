@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use postgres::{Client, Transaction};
 
-use super::copy::{COPY_HEADER, COPY_TRAILER, copy_runs, put_tuple};
+use super::copy::{COPY_HEADER, COPY_TRAILER, copy_runs, put_tuple, put_tuple_nullable};
 use super::preflight::{Checked, Preflight, check_target};
 use super::table::relation_exists;
 use super::{TableName, locked_or_failed};
@@ -36,6 +36,11 @@ use crate::reduce::{CustomerState, Run, StateRows};
 /// The suffixes of the state tables' names.
 const STATE_SUFFIX: &str = "_custagg_state";
 const LEDGER_SUFFIX: &str = "_custagg_ledger";
+/// The state table's pages keep a tenth free, so that a day's new version of a state mostly
+/// fits on its page: a HOT update, which writes no index entry.
+const STATE_STORAGE: &str = "WITH (fillfactor = 90)";
+/// The server memory a load's session may cache its temporary tables in.
+const TEMP_BUFFERS: &str = "64MB";
 
 /// The names a target's incremental loads work with.
 #[derive(Clone, Debug)]
@@ -157,9 +162,12 @@ impl Incremental {
             encryption,
         } = check_target(connection, target)?;
         let names = StateTables::new(&schema, &target.table)?;
+        // The load's temporary tables (a day's are tens of MB) are read three times; past the
+        // default 8 MB of temp_buffers every read of them goes to the file system.
         let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {state} (customer_id text PRIMARY KEY, \
-                                                 state bytea NOT NULL); \
+            "SET temp_buffers = '{TEMP_BUFFERS}'; \
+             CREATE TABLE IF NOT EXISTS {state} (customer_id text PRIMARY KEY, \
+                                                 state bytea NOT NULL) {STATE_STORAGE}; \
              CREATE TABLE IF NOT EXISTS {ledger} (load_id bigint NOT NULL, source text NOT NULL, \
                  bytes bigint NOT NULL, content_hash text NOT NULL, rows bigint NOT NULL, \
                  customers bigint NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now())",
@@ -309,7 +317,8 @@ impl Load<'_> {
             .batch_execute(
                 "CREATE TEMPORARY TABLE custagg_merged (customer_id text NOT NULL, \
                  state bytea NOT NULL, favourite_product text NOT NULL, \
-                 longest_streak integer NOT NULL) ON COMMIT DROP",
+                 longest_streak integer NOT NULL, changed boolean NOT NULL, tid tid) \
+                 ON COMMIT DROP",
             )
             .map_err(|e| self.fail("cannot create a temporary table", e))?;
         let mut writer = self
@@ -330,7 +339,7 @@ impl Load<'_> {
         crate::faults::point("incremental-write");
         match first {
             true => self.write_first(created)?,
-            false => self.upsert()?,
+            false => self.upsert(customers - new_customers)?,
         }
         log::info!(
             "{}: states and rows upserted at {:.2} s",
@@ -344,15 +353,42 @@ impl Load<'_> {
         })
     }
 
-    /// Later loads: the states and rows of the customers merged, updated or inserted.
-    fn upsert(&mut self) -> Result<()> {
+    /// Later loads: the stored states of the customers merged updated where the join found
+    /// them (by their `ctid`: the key was looked up once, by the join), the new customers'
+    /// inserted, and the target's rows of those whose row changed upserted. Unchanged rows are
+    /// left out here, not by the upsert's `WHERE`: `ON CONFLICT DO UPDATE` locks every row it
+    /// meets, which writes its page. `stored` is the number of customers the join found.
+    fn upsert(&mut self, stored: u64) -> Result<()> {
         let names = self.names;
+        let updated = self
+            .tx
+            .execute(
+                &format!(
+                    "UPDATE {} s SET state = m.state FROM custagg_merged m WHERE s.ctid = m.tid",
+                    names.state
+                ),
+                &[],
+            )
+            .map_err(|e| self.fail("cannot update the states", e))?;
+        // Only another writer of the state table, between the join and here, moves a state
+        // from where the join found it (other custagg runs wait for the advisory lock).
+        if updated != stored {
+            return Err(Error::Database {
+                what: self.shown.clone(),
+                message: format!(
+                    "{} of {stored} stored states changed while they were merged (is something \
+                     else writing {}?); nothing was loaded",
+                    stored - updated.min(stored),
+                    names.state_name
+                ),
+            });
+        }
         let sql = format!(
-            "INSERT INTO {state} AS s (customer_id, state) \
-                 SELECT customer_id, state FROM custagg_merged \
-                 ON CONFLICT (customer_id) DO UPDATE SET state = EXCLUDED.state; \
+            "INSERT INTO {state} (customer_id, state) \
+                 SELECT customer_id, state FROM custagg_merged WHERE tid IS NULL; \
              INSERT INTO {target} AS t (customer_id, favourite_product, longest_streak) \
                  SELECT customer_id, favourite_product, longest_streak FROM custagg_merged \
+                 WHERE changed \
                  ON CONFLICT (customer_id) DO UPDATE \
                  SET favourite_product = EXCLUDED.favourite_product, \
                      longest_streak = EXCLUDED.longest_streak \
@@ -442,7 +478,8 @@ impl Load<'_> {
         };
         let sql = format!(
             "{target} DROP TABLE {state}; \
-             CREATE TABLE {state} (customer_id text NOT NULL, state bytea NOT NULL)",
+             CREATE TABLE {state} (customer_id text NOT NULL, state bytea NOT NULL) \
+                 {STATE_STORAGE}",
             state = names.state,
         );
         self.tx
@@ -455,14 +492,14 @@ impl Load<'_> {
     fn merge_into(&mut self, spool: &mut File, spill: &Path, expected: u64) -> Result<(u64, u64)> {
         let names = self.names;
         let sql = format!(
-            "COPY (SELECT d.customer_id, d.state, s.state FROM custagg_delta d \
+            "COPY (SELECT d.customer_id, d.state, s.state, s.ctid FROM custagg_delta d \
                    LEFT JOIN {} s ON s.customer_id = d.customer_id) TO STDOUT (FORMAT binary)",
             names.state
         );
         let shown = self.shown.clone();
-        // A day's few customers are looked up by the key; only a load of many against few
-        // stored states is left to the planner (which, without statistics on the temporary
-        // table, would hash every stored state).
+        // A day's few customers are looked up by the key (and their states updated by their
+        // ctids); only a load of many against few stored states is left to the planner (which,
+        // without statistics on the temporary tables, would hash every stored state).
         let stored: f32 = self
             .tx
             .query_one(
@@ -492,10 +529,10 @@ impl Load<'_> {
             .next(&mut fields)
             .map_err(|e| copy_out_error(&shown, e))?
         {
-            let [Some(customer), Some(delta), old] = fields.as_slice() else {
+            let [Some(customer), Some(delta), old, tid] = fields.as_slice() else {
                 return Err(copy_out_error(
                     &shown,
-                    "a row of the join is not three fields".into(),
+                    "a row of the join is not four fields".into(),
                 ));
             };
             let damaged = |what: &str, e: String| Error::Database {
@@ -506,20 +543,40 @@ impl Load<'_> {
                 ),
             };
             let delta = CustomerState::decode(delta).map_err(|e| damaged("new", e))?;
-            let merged = match old {
+            if old.is_some() != tid.is_some() {
+                return Err(copy_out_error(
+                    &shown,
+                    "a stored state without its ctid".into(),
+                ));
+            }
+            let (merged, changed) = match old {
                 None => {
                     new_customers += 1;
-                    delta
+                    (delta, true)
                 }
-                Some(old) => CustomerState::decode(old)
-                    .map_err(|e| damaged("stored", e))?
-                    .merge(&delta, customer)?,
+                Some(old) => {
+                    let old = CustomerState::decode(old).map_err(|e| damaged("stored", e))?;
+                    let merged = old.merge(&delta, customer)?;
+                    let changed = merged.longest_streak() != old.longest_streak()
+                        || merged.favourite() != old.favourite();
+                    (merged, changed)
+                }
             };
             state.clear();
             merged.encode(&mut state);
             let streak = merged.longest_streak().to_be_bytes(); // int4, binary
             tuple.clear();
-            put_tuple(&mut tuple, &[customer, &state, merged.favourite(), &streak]);
+            put_tuple_nullable(
+                &mut tuple,
+                &[
+                    Some(customer),
+                    Some(&state),
+                    Some(merged.favourite()),
+                    Some(&streak),
+                    Some(&[changed as u8]),
+                    tid.as_deref(),
+                ],
+            );
             out.write_all(&tuple).map_err(write_error)?;
             customers += 1;
             if customers == 1 {
@@ -528,11 +585,6 @@ impl Load<'_> {
         }
         crate::faults::point("incremental-merge");
         drop(tuples);
-        if by_key {
-            self.tx
-                .batch_execute("SET LOCAL enable_hashjoin = on; SET LOCAL enable_mergejoin = on")
-                .map_err(|e| fail(&shown, self.lock_ms, "cannot set the join's plan", e))?;
-        }
         out.write_all(&COPY_TRAILER).map_err(write_error)?;
         out.flush().map_err(write_error)?;
         Ok((customers, new_customers))
