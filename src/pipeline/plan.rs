@@ -18,10 +18,11 @@ pub(super) struct Plan {
 impl Plan {
     /// The sizes for `partitions` partitions under `config`.
     pub(super) fn new(config: &Config, partitions: usize) -> Self {
-        let store_budget = if config.force_spill {
-            0
-        } else {
-            (config.memory_limit / 2) as usize
+        let half = config.memory_limit / 2;
+        let kept = config.store_limit.map_or(half, |cap| cap.min(half)) as usize;
+        let store_budget = match config.force_spill {
+            true => 0,
+            false => kept,
         };
         // At least MIN_BLOCK, unless buffers of that size for every partition do not fit (see
         // `partition_count`).
@@ -31,8 +32,10 @@ impl Plan {
         } else {
             SMALL_BLOCK
         };
-        let block_size = (config.memory_limit as usize / (8 * config.threads * partitions))
-            .clamp(least as usize, 256 << 10);
+        // The workers' blocks, a block per partition each, take at most half of what the store
+        // keeps (without a store limit: a quarter of the memory limit).
+        let block_size =
+            (kept / (4 * config.threads * partitions)).clamp(least as usize, 256 << 10);
         Plan {
             store_budget,
             block_size,

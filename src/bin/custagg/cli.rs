@@ -177,7 +177,9 @@ pub struct RunArgs {
     pub threads: Option<u16>,
 
     /// Memory budget for buffered records, e.g. 512MB or 2GiB (MB = 10^6, MiB = 2^20);
-    /// beyond it, partitions spill to --spill-dir [default: a quarter of RAM].
+    /// beyond half of it, partitions spill to --spill-dir. Without it: at most a quarter of
+    /// RAM, and partitions spill beyond 64 MiB (a few percent slower than keeping them all,
+    /// a third of the memory) [default: a quarter of RAM].
     #[arg(long, value_name = "SIZE", env = "CUSTAGG_MEMORY_LIMIT", value_parser = parse_memory_limit)]
     pub memory_limit: Option<u64>,
 
@@ -387,6 +389,10 @@ impl RunArgs {
             delimiter: self.delimiter,
             threads: self.threads.map_or_else(default_threads, usize::from),
             memory_limit: self.memory_limit.unwrap_or_else(default_memory_limit),
+            store_limit: match self.memory_limit {
+                Some(_) => None,
+                None => Some(custagg::config::DEFAULT_STORE_LIMIT),
+            },
             spill_dir: self.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
             force_spill: self.force_spill,
             max_bad_rows: self.max_bad_rows,
