@@ -59,8 +59,7 @@ pub(super) fn copy_runs(
 pub(super) fn put_tuple(buf: &mut Vec<u8>, fields: &[&[u8]]) {
     buf.extend_from_slice(&(fields.len() as i16).to_be_bytes());
     for field in fields {
-        buf.extend_from_slice(&(field.len() as i32).to_be_bytes());
-        buf.extend_from_slice(field);
+        put_field(buf, field);
     }
 }
 
@@ -70,12 +69,15 @@ pub(super) fn put_tuple_nullable(buf: &mut Vec<u8>, fields: &[Option<&[u8]>]) {
     for field in fields {
         match field {
             None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
-            Some(field) => {
-                buf.extend_from_slice(&(field.len() as i32).to_be_bytes());
-                buf.extend_from_slice(field);
-            }
+            Some(field) => put_field(buf, field),
         }
     }
+}
+
+/// Appends one field of a tuple: its length, then its bytes.
+fn put_field(buf: &mut Vec<u8>, field: &[u8]) {
+    buf.extend_from_slice(&(field.len() as i32).to_be_bytes());
+    buf.extend_from_slice(field);
 }
 
 /// Appends one tuple of the binary COPY format: three fields, text as UTF-8, int4 big-endian.

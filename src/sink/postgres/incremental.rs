@@ -549,30 +549,32 @@ impl Load<'_> {
                     "a stored state without its ctid".into(),
                 ));
             }
-            let (merged, changed) = match old {
+            let old = old
+                .as_deref()
+                .map(CustomerState::decode)
+                .transpose()
+                .map_err(|e| damaged("stored", e))?;
+            let merged = match &old {
                 None => {
                     new_customers += 1;
-                    (delta, true)
+                    delta
                 }
-                Some(old) => {
-                    let old = CustomerState::decode(old).map_err(|e| damaged("stored", e))?;
-                    let merged = old.merge(&delta, customer)?;
-                    let changed = merged.longest_streak() != old.longest_streak()
-                        || merged.favourite() != old.favourite();
-                    (merged, changed)
-                }
+                Some(old) => old.merge(&delta, customer)?,
             };
+            let (favourite, streak) = (merged.favourite(), merged.longest_streak());
+            let changed = old
+                .as_ref()
+                .is_none_or(|old| old.favourite() != favourite || old.longest_streak() != streak);
             state.clear();
             merged.encode(&mut state);
-            let streak = merged.longest_streak().to_be_bytes(); // int4, binary
             tuple.clear();
             put_tuple_nullable(
                 &mut tuple,
                 &[
                     Some(customer),
                     Some(&state),
-                    Some(merged.favourite()),
-                    Some(&streak),
+                    Some(favourite),
+                    Some(&streak.to_be_bytes()), // int4, binary
                     Some(&[changed as u8]),
                     tid.as_deref(),
                 ],
