@@ -28,9 +28,14 @@ pub(super) enum Kind {
         /// The splitting customers, ascending and distinct: partition `i` holds the customers
         /// with exactly `i` splitters at or below them.
         splitters: Arc<[Box<[u8]>]>,
-        /// For each splitter, the smallest [`prefix_key`] of a customer of at most 8 bytes that
-        /// is at or above it (its key, plus one when it is longer than 8 bytes); then `u64::MAX`
-        /// up to a power of two (at least two of them), for a branch-free search.
+        /// The first bytes that every splitter shares, when they are eight or more (zero-padded
+        /// ids, `CUSTOMER-…`), else empty: keys are then taken from the bytes after them, where
+        /// the splitters differ, instead of from bytes that are the same in all of them.
+        common: Arc<[u8]>,
+        /// For each splitter, the smallest key (the [`prefix_key`] of what follows `common`) of
+        /// a customer whose rest is at most 8 bytes that is at or above it (its key, plus one
+        /// when its rest is longer than 8 bytes); then `u64::MAX` up to a power of two (at least
+        /// two of them), for a branch-free search.
         bounds: Arc<[u64]>,
         /// Where to look in `bounds` for a key, when the bounds are spread thinly enough.
         lookup: Option<Arc<Lookup>>,
@@ -172,10 +177,23 @@ impl Partitioner {
             .map(|i| sample[i * sample.len() / count].clone())
             .collect();
         splitters.dedup();
+        // Sorted: what the first and the last share, all of them share.
+        let common: Arc<[u8]> = match (splitters.first(), splitters.last()) {
+            (Some(first), Some(last)) => {
+                let shared = first
+                    .iter()
+                    .zip(last.iter())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                first[..if shared >= 8 { shared } else { 0 }].into()
+            }
+            _ => Arc::new([]),
+        };
         let slots = (splitters.len() + 2).next_power_of_two();
         let bounds: Vec<u64> = splitters
             .iter()
-            .map(|s| prefix_key(s).saturating_add(u64::from(s.len() > 8)))
+            .map(|s| &s[common.len()..])
+            .map(|rest| prefix_key(rest).saturating_add(u64::from(rest.len() > 8)))
             .chain(std::iter::repeat(u64::MAX))
             .take(slots)
             .collect();
@@ -185,6 +203,7 @@ impl Partitioner {
             kind: Kind::Ranges {
                 lookup: Lookup::new(&bounds[..splitters.len()]).map(Arc::new),
                 splitters: splitters.into(),
+                common,
                 bounds: bounds.into(),
             },
         }
@@ -217,23 +236,35 @@ impl Partitioner {
     /// The partition of `customer`.
     #[inline]
     pub fn partition_of(&self, customer: &[u8]) -> usize {
-        if customer.len() <= 8 {
-            return self.partition_of_short(prefix_key(customer));
-        }
         match &self.kind {
+            Kind::Hash(_) if customer.len() <= 8 => self.partition_of_short(prefix_key(customer)),
             Kind::Hash(hasher) => self.partition_of_hash(hasher.hash_one(customer)),
-            Kind::Ranges { splitters, .. } => {
+            Kind::Ranges {
+                splitters, common, ..
+            } => {
+                let Some(rest) = customer.strip_prefix(&**common) else {
+                    // Below every splitter, or above them all.
+                    return if customer < &**common {
+                        0
+                    } else {
+                        self.count - 1
+                    };
+                };
+                let key = prefix_key(rest);
+                let below = self.ranges_below(key);
+                if rest.len() <= 8 {
+                    return below; // the key is the whole rest
+                }
                 // The splitters whose bounds are at or below the key are below the customer:
-                // those with a smaller key, and one that is the customer's first eight bytes.
-                // Only longer ones that share its key, which come next, need their bytes
-                // compared.
-                let key = prefix_key(customer);
-                let below = self.partition_of_short(key);
-                below
-                    + splitters[below..]
-                        .iter()
-                        .take_while(|s| prefix_key(s) == key && ***s <= *customer)
-                        .count()
+                // those with a smaller key, and one whose rest is the customer's next eight
+                // bytes. Only longer ones that share its key, which come next, need their bytes
+                // compared: a binary search, as zero-padded ids can make many of them.
+                let at_or_below = |s: &[u8]| prefix_key(&s[common.len()..]) == key && s <= customer;
+                let next = &splitters[below..];
+                if !next.first().is_some_and(|s| at_or_below(s)) {
+                    return below;
+                }
+                below + next.partition_point(|s| at_or_below(s))
             }
         }
     }
@@ -249,41 +280,61 @@ impl Partitioner {
                     u128::from(key ^ 0x243f_6a88_85a3_08d3) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
                 self.partition_of_hash((product as u64) ^ ((product >> 64) as u64))
             }
-            Kind::Ranges { bounds, lookup, .. } => {
-                // A splitter is at or below the customer exactly when its bound is at or below
-                // the key (a longer splitter sharing the key sorts after the customer). The last
-                // bounds are `u64::MAX`, above every key of a text without NUL or 0xFF bytes, so
-                // the count stays below `bounds.len()`.
-                if let Some(lookup) = lookup {
-                    let prefix = key.checked_shr(lookup.prefix_shift).unwrap_or(0);
-                    if prefix == lookup.prefix {
-                        // The bounds before the key's bucket are below it, those after it
-                        // above it: of the next two (the at most two in the bucket, or bounds
-                        // of later buckets, or the padding), count those at or below it.
-                        let first = usize::from(lookup.first[lookup.bucket(key)]);
-                        let below = first
-                            + usize::from(bounds[first] <= key)
-                            + usize::from(bounds[first + 1] <= key);
-                        return below.min(self.count - 1);
-                    }
-                    // Outside the bounds' common bytes: below them all, or above them all.
-                    return if prefix < lookup.prefix {
-                        0
-                    } else {
-                        self.count - 1
-                    };
+            Kind::Ranges { common, .. } if common.is_empty() => self.ranges_below(key),
+            Kind::Ranges { common, .. } => {
+                // The splitters share eight bytes or more, so a customer of up to eight is below
+                // them all, above them all, or (when the splitters share exactly eight) those
+                // eight bytes, with nothing after them. No NUL in either: a shorter customer's
+                // key differs from the shared bytes' key.
+                let head = prefix_key(common);
+                match key.cmp(&head) {
+                    std::cmp::Ordering::Less => 0,
+                    std::cmp::Ordering::Greater => self.count - 1,
+                    std::cmp::Ordering::Equal if common.len() == 8 => self.ranges_below(0),
+                    std::cmp::Ordering::Equal => 0,
                 }
-                let mut below = 0;
-                let mut step = bounds.len() / 2;
-                while step > 0 {
-                    // Which way a customer goes is not predictable: no branch.
-                    below +=
-                        std::hint::select_unpredictable(bounds[below + step - 1] <= key, step, 0);
-                    step /= 2;
-                }
-                below.min(self.count - 1)
             }
         }
+    }
+
+    /// How many splitters a customer is at or above whose key (after the splitters' common
+    /// bytes) is `key` and whose rest after them is at most eight bytes; at most `count - 1`.
+    #[inline]
+    fn ranges_below(&self, key: u64) -> usize {
+        let Kind::Ranges { bounds, lookup, .. } = &self.kind else {
+            unreachable!("only ranges have bounds")
+        };
+        // A splitter is at or below the customer exactly when its bound is at or below the key
+        // (a longer splitter sharing the key sorts after the customer). The last bounds are
+        // `u64::MAX`, above every key of a text without NUL or 0xFF bytes, so the count stays
+        // below `bounds.len()`.
+        if let Some(lookup) = lookup {
+            let prefix = key.checked_shr(lookup.prefix_shift).unwrap_or(0);
+            if prefix == lookup.prefix {
+                // The bounds before the key's bucket are below it, those after it above it: of
+                // the next two (the at most two in the bucket, or bounds of later buckets, or
+                // the padding), count those at or below it.
+                let first = usize::from(lookup.first[lookup.bucket(key)]);
+                let below = first
+                    + usize::from(bounds[first] <= key)
+                    + usize::from(bounds[first + 1] <= key);
+                return below.min(self.count - 1);
+            }
+            // Outside the bounds' common bytes: below them all, or above them all.
+            return if prefix < lookup.prefix {
+                0
+            } else {
+                self.count - 1
+            };
+        }
+        let mut below = 0;
+        let mut step = bounds.len() / 2;
+        while step > 0 {
+            // Which way a customer goes is not predictable: no branch.
+            below += std::hint::select_unpredictable(bounds[below + step - 1] <= key, step, 0);
+            step /= 2;
+        }
+        below.min(self.count - 1)
     }
 
     #[inline]

@@ -157,6 +157,11 @@ fn agrees_with_the_splitters<'t>(
         for t in texts {
             let expected = splitters.iter().filter(|s| ***s <= t[..]).count();
             proptest::prop_assert_eq!(p.partition_of(t), expected, "{:?}", t);
+            if t.len() <= 8 {
+                // As the writer finds a short customer's partition: by its key alone.
+                let short = p.partition_of_short(crate::key::prefix_key(t));
+                proptest::prop_assert_eq!(short, expected, "{:?} by its key", t);
+            }
         }
     }
     Ok(())
@@ -182,6 +187,32 @@ proptest::proptest! {
         );
         proptest::prop_assert_eq!(p.is_ordered(), !sample.is_empty());
         proptest::prop_assert!(parts.iter().all(|&i| i < p.count()));
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn ranges_of_ids_sharing_their_first_bytes_agree_with_the_splitters(
+        // Zero-padded ids whose splitters share 8 or more bytes (keys then come from the bytes
+        // after them), many sharing the next eight bytes too (`a` followed by zeros and a small
+        // `b`), probes of every kind around them.
+        width in 8usize..30,
+        sample in proptest::collection::vec((0u64..30, 0u64..1000), 1..400),
+        padded in proptest::collection::vec((0u64..40, 0u64..2000), 1..100),
+        others in proptest::collection::vec(customer_text(), 0..30),
+        count in 2usize..40,
+    ) {
+        let id = |&(a, b): &(u64, u64)| format!("{:0width$}", a * 1_000_000_000 + b).into_bytes();
+        let p = Partitioner::ranges(count, sample.iter().map(|n| id(n).into()).collect());
+        let zeros = b"0".repeat(width.max(9));
+        let near = [&zeros[..width.max(9) - 1], &zeros[..8], b"00000000/", b"1"];
+        let probes: Vec<Vec<u8>> = padded
+            .iter()
+            .map(id)
+            .chain(others)
+            .chain(near.iter().map(|t| t.to_vec()))
+            .collect();
+        agrees_with_the_splitters(&p, probes.iter())?;
     }
 }
 

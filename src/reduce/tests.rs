@@ -206,3 +206,25 @@ fn rows_come_out_sorted_by_customer_bytes() {
     assert_eq!(ids, expected);
     assert_eq!(run.rows, 7);
 }
+
+proptest::proptest! {
+    #[test]
+    fn customers_sharing_their_first_bytes_come_out_in_byte_order(
+        head in 0usize..20,
+        tails in proptest::collection::vec("[01]{0,12}", 1..80),
+    ) {
+        // Ids behind a shared head of any length, some a prefix of others, some repeated.
+        let ids: Vec<String> = tails.iter().map(|t| format!("{}{t}", "0".repeat(head))).collect();
+        let mut block = Vec::new();
+        for c in ids.iter().filter(|c| !c.is_empty()) {
+            encode_record(&mut block, &Record::new(c.as_bytes(), b"p", 1, 1));
+        }
+        let run = reduce_partition(&[block], &Catalogue::default()).unwrap();
+        let got: Vec<&[u8]> = RunRows::new(&run.bytes).map(|r| r.customer_id).collect();
+        let mut expected: Vec<&[u8]> =
+            ids.iter().map(|c| c.as_bytes()).filter(|c| !c.is_empty()).collect();
+        expected.sort_unstable();
+        expected.dedup();
+        proptest::prop_assert_eq!(got, expected);
+    }
+}
