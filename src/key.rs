@@ -50,6 +50,48 @@ pub fn sort_by_text<'t>(
     }
 }
 
+/// When every entry of `entries` (as [`sort_by_text`] takes them) has the same key and their texts
+/// share eight bytes or more (zero-padded ids, a `CUSTOMER-` prefix), no key tells two apart and
+/// a sort would compare every text: each entry is then keyed by the [`prefix_key`] of its text
+/// after the shared bytes, which orders them as their whole texts do, and its low 64 bits are
+/// made `relabel(low bits, text after the shared bytes)`. Returns how many bytes were skipped (0:
+/// the entries are as they were).
+pub fn rekey_past_shared_bytes<'t>(
+    entries: &mut [u128],
+    text_of: impl Fn(u128) -> &'t [u8],
+    relabel: impl Fn(u64, &[u8]) -> u64,
+) -> usize {
+    let Some(&first) = entries.first() else {
+        return 0;
+    };
+    if entries.iter().any(|&e| e >> 64 != first >> 64) {
+        return 0;
+    }
+    let first = text_of(first);
+    let shared = entries.iter().fold(first.len(), |shared, &e| {
+        common_prefix_len(&first[..shared], text_of(e))
+    });
+    if shared < 8 {
+        return 0; // some text is no longer than the shared key: the keys already order them
+    }
+    for e in entries.iter_mut() {
+        let rest = &text_of(*e)[shared..];
+        *e = (u128::from(prefix_key(rest)) << 64) | u128::from(relabel(*e as u64, rest));
+    }
+    shared
+}
+
+/// How many first bytes `a` and `b` share.
+fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
+    let words = a.chunks_exact(8).zip(b.chunks_exact(8));
+    let same = words.take_while(|(x, y)| x == y).count() * 8;
+    same + a[same..]
+        .iter()
+        .zip(&b[same..])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
 /// Sorts `entries` by their high 64 bits and then bit 63 (the flag of a text longer than eight
 /// bytes in the reduce's index), leaving the other bits in no particular order: a
 /// least-significant-digit radix sort that passes only over the bytes in which the keys differ

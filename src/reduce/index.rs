@@ -3,7 +3,7 @@
 //! index is radix-sorted (integer keys; customers longer than eight bytes that share a prefix
 //! are then put in byte order), after which each customer's groups are adjacent.
 
-use crate::key::{prefetch_read, prefix_key, sort_by_text};
+use crate::key::{prefetch_read, prefix_key, rekey_past_shared_bytes, sort_by_text};
 use crate::partition::{EncodedGroups, Group};
 
 /// How many index entries ahead the gather asks for a group's bytes.
@@ -26,22 +26,23 @@ impl<'b> GroupIndex<'b> {
     /// The groups of `blocks` (whole groups), sorted by customer in byte order.
     pub(super) fn sorted(blocks: &'b [Vec<u8>]) -> Self {
         let mut entries: Vec<u128> = Vec::with_capacity(blocks.iter().map(|b| b.len() / 16).sum());
-        let mut first_key = None;
-        let mut keys_differ = false;
         for (b, block) in blocks.iter().enumerate() {
             assert!(b as u64 <= LOC_BLOCK_MASK && (block.len() as u64) < 1 << LOC_OFFSET_BITS);
             let mut groups = EncodedGroups::new(block);
             let mut offset = 0;
             while let Some(group) = groups.next() {
-                let key = prefix_key(group.customer);
-                keys_differ |= *first_key.get_or_insert(key) != key;
-                entries.push(entry(key, group.customer.len() > 8, b, offset));
+                let (key, long) = (prefix_key(group.customer), group.customer.len() > 8);
+                entries.push(entry(key, long, b, offset));
                 offset = block.len() - groups.remaining();
             }
         }
-        if !keys_differ {
-            rekey_after_shared_bytes(blocks, &mut entries);
-        }
+        // Customers that all share their first eight bytes (zero-padded ids) are keyed by the
+        // bytes after those they share; "long" then means longer than those and eight more.
+        rekey_past_shared_bytes(
+            &mut entries,
+            |entry| group_of(blocks, entry).customer,
+            |loc, rest| loc & !(1 << 63) | u64::from(rest.len() > 8) << 63,
+        );
         // Equal keys stand for one customer unless some are longer than eight bytes (they sort
         // last).
         sort_by_text(
@@ -94,42 +95,6 @@ impl<'b> GroupIndex<'b> {
 fn entry(key: u64, long: bool, block: usize, offset: usize) -> u128 {
     let loc = (u64::from(long) << 63) | ((block as u64) << LOC_OFFSET_BITS) | offset as u64;
     (u128::from(key) << 64) | u128::from(loc)
-}
-
-/// When every customer of the partition has the same first eight bytes (zero-padded ids, a
-/// `CUSTOMER-` prefix), their keys tell none apart and the sort would compare every text: the
-/// entries are keyed instead by the eight bytes after the bytes all the customers share, which
-/// orders them as their whole texts do ("long" then means longer than those bytes and eight).
-#[cold]
-fn rekey_after_shared_bytes(blocks: &[Vec<u8>], entries: &mut [u128]) {
-    let Some(&first) = entries.first() else {
-        return;
-    };
-    let first = group_of(blocks, first).customer;
-    let shared = entries.iter().fold(first.len(), |shared, &e| {
-        let customer = group_of(blocks, e).customer;
-        common_prefix_len(&first[..shared], customer)
-    });
-    if shared < 8 {
-        return; // the same key, and some customer is no longer than it: nothing to gain
-    }
-    for e in entries.iter_mut() {
-        let rest = &group_of(blocks, *e).customer[shared..];
-        let loc = *e as u64 & !(1 << 63);
-        *e = (u128::from(prefix_key(rest)) << 64)
-            | u128::from(loc | (u64::from(rest.len() > 8) << 63));
-    }
-}
-
-/// How many first bytes `a` and `b` share.
-fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
-    let words = a.chunks_exact(8).zip(b.chunks_exact(8));
-    let same = words.take_while(|(x, y)| x == y).count() * 8;
-    same + a[same..]
-        .iter()
-        .zip(&b[same..])
-        .take_while(|(x, y)| x == y)
-        .count()
 }
 
 #[inline]

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use crate::atomic::AtomicFile;
 use crate::csv_field::write_field;
 use crate::error::Result;
-use crate::key::{prefix_key, sort_by_text};
+use crate::key::{prefix_key, rekey_past_shared_bytes, sort_by_text};
 use crate::progress::Progress;
 use crate::reduce::{CustomerRow, Run, RunRows};
 use crate::spill::{Extent, SpillDir};
@@ -338,6 +338,12 @@ fn merge_range(spans: &[Cow<'_, [u8]>]) -> (Vec<u8>, u64) {
             offset = span.len() - rows.remaining();
         }
     }
+    // Ids that all share their first eight bytes are keyed by the bytes after them.
+    rekey_past_shared_bytes(
+        &mut entries,
+        |entry| row_at(entry).customer_id,
+        |low, _| low,
+    );
     // A customer is in one run, once: rows with equal keys are always different customers.
     sort_by_text(&mut entries, |_| true, |entry| row_at(entry).customer_id);
 
@@ -465,5 +471,38 @@ mod tests {
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(ids_of(&text), all);
         assert!(dir.written_bytes() > 0, "the last runs were spilled");
+    }
+
+    #[test]
+    fn runs_of_ids_sharing_their_first_bytes_merge_in_byte_order() {
+        // Zero-padded ids of three widths behind the same 12 zeros, so that a range's rows
+        // share their first eight bytes and more, some ids prefixes of others.
+        let (_parent, dir, out) = place();
+        let sink = CsvSink::new(&out, &dir, 2_000).unwrap();
+        let mut all = Vec::new();
+        for r in 0..20u64 {
+            let mut ids: Vec<String> = (0..200u64)
+                .map(|i| i * 20 + r)
+                .map(|n| match n % 3 {
+                    0 => format!("000000000000{n:012}"),
+                    1 => format!("000000000000{:04}", n % 7_000),
+                    _ => format!("000000000000{n:09}"),
+                })
+                .collect();
+            ids.sort();
+            ids.dedup();
+            all.extend(ids.iter().cloned());
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            sink.accept(run(&refs), None).unwrap();
+        }
+        all.sort();
+        all.dedup();
+        let pool = crate::pipeline::thread_pool(2).unwrap();
+        assert_eq!(
+            sink.finish(&pool, &crate::progress::NoProgress).unwrap(),
+            all.len() as u64
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(ids_of(&text), all);
     }
 }
