@@ -173,13 +173,14 @@ impl<'s> Feeder<'_, 's> {
         let opened = &self.inputs[input];
         match opened {
             Opened::Stream { .. } => {
-                let taken = self.started.lock().expect("no panics while locked").take();
+                // Taken only by the thread of its own input, under one lock: were it taken and
+                // put back, the thread of its input could find the slot empty in between, open
+                // the stream again and read it from wherever the first reader had left it.
+                let taken = (self.started.lock().expect("no panics while locked"))
+                    .take_if(|started| started.input == input);
                 let started = match taken {
-                    Some(started) if started.input == input => started,
-                    other => {
-                        *self.started.lock().expect("no panics while locked") = other;
-                        start_stream(self.inputs, input, self.config)?.expect("a stream")
-                    }
+                    Some(started) => started,
+                    None => start_stream(self.inputs, input, self.config)?.expect("a stream"),
                 };
                 self.send_stream(input, started.first, started.rest, sender)
             }

@@ -439,22 +439,14 @@ mod tests {
         assert!(text.starts_with(HEADER));
     }
 
-    #[test]
-    fn many_runs_cut_into_ranges_merge_in_byte_order() {
-        // 40 runs of ids, some sharing long prefixes (equal keys must stay in one range), the
-        // first runs in memory and the rest in the spill file.
+    /// Hands the sink (of `budget` bytes in memory) one run of each of `runs` (each sorted and
+    /// deduplicated here), finishes it with `threads` and checks that every id comes out once,
+    /// in byte order; returns the spill directory's bytes written.
+    fn merges_in_byte_order(runs: Vec<Vec<String>>, budget: usize, threads: usize) -> u64 {
         let (_parent, dir, out) = place();
-        let sink = CsvSink::new(&out, &dir, 4_000).unwrap();
+        let sink = CsvSink::new(&out, &dir, budget).unwrap();
         let mut all = Vec::new();
-        for r in 0..40u32 {
-            let mut ids: Vec<String> = (0..300u32)
-                .filter(|i| (i * 7 + r * 13) % 40 == r % 40 || i % 40 == r)
-                .map(|i| match i % 3 {
-                    0 => format!("{:07}", i * 40 + r),
-                    1 => format!("CUSTOMER-{}-{r}", i % 5),
-                    _ => format!("{}", i * 40 + r),
-                })
-                .collect();
+        for mut ids in runs {
             ids.sort();
             ids.dedup();
             all.extend(ids.iter().cloned());
@@ -463,46 +455,52 @@ mod tests {
         }
         all.sort();
         all.dedup();
-        let pool = crate::pipeline::thread_pool(3).unwrap();
+        let pool = crate::pipeline::thread_pool(threads).unwrap();
         assert_eq!(
             sink.finish(&pool, &crate::progress::NoProgress).unwrap(),
             all.len() as u64
         );
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(ids_of(&text), all);
-        assert!(dir.written_bytes() > 0, "the last runs were spilled");
+        dir.written_bytes()
+    }
+
+    #[test]
+    fn many_runs_cut_into_ranges_merge_in_byte_order() {
+        // 40 runs of ids, some sharing long prefixes (equal keys must stay in one range), the
+        // first runs in memory and the rest in the spill file.
+        let runs = (0..40u32)
+            .map(|r| {
+                (0..300u32)
+                    .filter(|i| (i * 7 + r * 13) % 40 == r % 40 || i % 40 == r)
+                    .map(|i| match i % 3 {
+                        0 => format!("{:07}", i * 40 + r),
+                        1 => format!("CUSTOMER-{}-{r}", i % 5),
+                        _ => format!("{}", i * 40 + r),
+                    })
+                    .collect()
+            })
+            .collect();
+        let spilled = merges_in_byte_order(runs, 4_000, 3);
+        assert!(spilled > 0, "the last runs were spilled");
     }
 
     #[test]
     fn runs_of_ids_sharing_their_first_bytes_merge_in_byte_order() {
         // Zero-padded ids of three widths behind the same 12 zeros, so that a range's rows
         // share their first eight bytes and more, some ids prefixes of others.
-        let (_parent, dir, out) = place();
-        let sink = CsvSink::new(&out, &dir, 2_000).unwrap();
-        let mut all = Vec::new();
-        for r in 0..20u64 {
-            let mut ids: Vec<String> = (0..200u64)
-                .map(|i| i * 20 + r)
-                .map(|n| match n % 3 {
-                    0 => format!("000000000000{n:012}"),
-                    1 => format!("000000000000{:04}", n % 7_000),
-                    _ => format!("000000000000{n:09}"),
-                })
-                .collect();
-            ids.sort();
-            ids.dedup();
-            all.extend(ids.iter().cloned());
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            sink.accept(run(&refs), None).unwrap();
-        }
-        all.sort();
-        all.dedup();
-        let pool = crate::pipeline::thread_pool(2).unwrap();
-        assert_eq!(
-            sink.finish(&pool, &crate::progress::NoProgress).unwrap(),
-            all.len() as u64
-        );
-        let text = std::fs::read_to_string(&out).unwrap();
-        assert_eq!(ids_of(&text), all);
+        let runs = (0..20u64)
+            .map(|r| {
+                (0..200u64)
+                    .map(|i| i * 20 + r)
+                    .map(|n| match n % 3 {
+                        0 => format!("000000000000{n:012}"),
+                        1 => format!("000000000000{:04}", n % 7_000),
+                        _ => format!("000000000000{n:09}"),
+                    })
+                    .collect()
+            })
+            .collect();
+        merges_in_byte_order(runs, 2_000, 2);
     }
 }
