@@ -1,7 +1,9 @@
 //! A partition's groups sorted by customer, without hashing and without moving them: every
 //! group is indexed by its customer's 8-byte [`prefix_key`] and its place in the blocks, and the
 //! index is radix-sorted (integer keys; customers longer than eight bytes that share a prefix
-//! are then put in byte order), after which each customer's groups are adjacent.
+//! are then put in byte order), after which each customer's groups are adjacent. When all the
+//! partition's customers share their first eight bytes or more (zero-padded ids), the key is
+//! taken from the bytes after the shared ones.
 
 use crate::key::{prefetch_read, prefix_key, rekey_past_shared_bytes, sort_by_text};
 use crate::partition::{EncodedGroups, Group};
@@ -19,6 +21,7 @@ pub(super) struct GroupIndex<'b> {
     blocks: &'b [Vec<u8>],
     /// Entry: prefix key (64 bits), whether the customer is longer than 8 bytes (1 bit), block
     /// (23 bits), offset in the block (40 bits). Equal keys sort short before long, as bytes do.
+    /// (Key and length of what follows the bytes all customers share, when they share eight.)
     entries: Vec<u128>,
 }
 
