@@ -82,7 +82,7 @@ pub fn rekey_past_shared_bytes<'t>(
 }
 
 /// How many first bytes `a` and `b` share.
-fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
+pub fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
     let words = a.chunks_exact(8).zip(b.chunks_exact(8));
     let same = words.take_while(|(x, y)| x == y).count() * 8;
     same + a[same..]

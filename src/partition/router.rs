@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::heavy::heavy_of;
-use crate::key::prefix_key;
+use crate::key::{common_prefix_len, prefix_key};
 
 /// Maps a customer to a partition: by ranges of customers in byte order when a sample of them
 /// is known (partition `i` then holds only customers below those of partition `i + 1`, so the
@@ -180,11 +180,7 @@ impl Partitioner {
         // Sorted: what the first and the last share, all of them share.
         let common: Arc<[u8]> = match (splitters.first(), splitters.last()) {
             (Some(first), Some(last)) => {
-                let shared = first
-                    .iter()
-                    .zip(last.iter())
-                    .take_while(|(a, b)| a == b)
-                    .count();
+                let shared = common_prefix_len(first, last);
                 first[..if shared >= 8 { shared } else { 0 }].into()
             }
             _ => Arc::new([]),

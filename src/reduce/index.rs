@@ -44,7 +44,7 @@ impl<'b> GroupIndex<'b> {
         rekey_past_shared_bytes(
             &mut entries,
             |entry| group_of(blocks, entry).customer,
-            |loc, rest| loc & !(1 << 63) | u64::from(rest.len() > 8) << 63,
+            |loc, rest| with_long(loc, rest.len() > 8),
         );
         // Equal keys stand for one customer unless some are longer than eight bytes (they sort
         // last).
@@ -96,8 +96,14 @@ impl<'b> GroupIndex<'b> {
 /// group is.
 #[inline]
 fn entry(key: u64, long: bool, block: usize, offset: usize) -> u128 {
-    let loc = (u64::from(long) << 63) | ((block as u64) << LOC_OFFSET_BITS) | offset as u64;
+    let loc = with_long(((block as u64) << LOC_OFFSET_BITS) | offset as u64, long);
     (u128::from(key) << 64) | u128::from(loc)
+}
+
+/// `loc` (an entry's low 64 bits) with its flag of a customer longer than its key set to `long`.
+#[inline]
+fn with_long(loc: u64, long: bool) -> u64 {
+    loc & !(1 << 63) | u64::from(long) << 63
 }
 
 #[inline]
