@@ -70,6 +70,29 @@ day_s=$(awk '{print $1}' "$OUT/day" | median)
 replace_mb=$(awk '{print $2 / 1000}' "$OUT/replace" | median)
 day_mb=$(awk '{print $2 / 1000}' "$OUT/day" | median)
 
+# PostgreSQL's own floor for a day, without custagg: the last day's customers (in a temporary
+# table, sorted, as custagg's delta is) joined to the stored states by the key, and the same
+# join updating each state to itself, in a transaction rolled back (so nothing changes). These
+# are the rows a day must read and write in its one transaction; they leave out the client's
+# merge, the target's rows, the ledger and the commit, so a day cannot cost less than them.
+floor_ms() { # SQL: the median Execution Time of EXPLAIN ANALYZE over RUNS tries, in ms
+    for _ in $(seq "$RUNS"); do
+        "${PSQL[@]}" -d bench <<SQL | awk '/Execution Time/ {print $3}'
+SET temp_buffers = '64MB';
+CREATE TEMPORARY TABLE d (customer_id text NOT NULL);
+\copy d FROM '$OUT/day-customers'
+SET enable_hashjoin = off; SET enable_mergejoin = off;
+BEGIN;
+EXPLAIN (ANALYZE, TIMING OFF) $1;
+ROLLBACK;
+SQL
+    done | median
+}
+tail -n +2 "${DAYS[-1]}" | cut -d'|' -f2 | LC_ALL=C sort -u >"$OUT/day-customers"
+day_customers=$(wc -l <"$OUT/day-customers")
+probe_ms=$(floor_ms "SELECT count(*), sum(length(s.state)) FROM d JOIN daily_custagg_state s USING (customer_id)")
+update_ms=$(floor_ms "UPDATE daily_custagg_state s SET state = s.state FROM d WHERE s.customer_id = d.customer_id")
+
 SOURCES=(--source "$HISTORY")
 for day in "${DAYS[@]}"; do SOURCES+=(--source "$day"); done
 "${LOAD[@]}" --quiet --table checked "${SOURCES[@]}"
@@ -82,6 +105,9 @@ printf '| run | seconds (median of %s) | peak RSS MB |\n|---|---|---|\n' "$RUNS"
 printf '| full replace of the history | %s | %s |\n' "$replace_s" "$replace_mb"
 printf '| a day of %s rows, incremental | %s | %s |\n' "$DAY_ROWS" "$day_s" "$day_mb"
 awk -v d="$day_s" -v r="$replace_s" 'BEGIN {printf "day / replace: %.1f %% (target: at most 10 %%)\n", 100 * d / r}'
+awk -v p="$probe_ms" -v u="$update_ms" -v r="$replace_s" -v n="$day_customers" 'BEGIN {
+    printf "PostgreSQL alone, the last day'"'"'s %d customers: probing their states %.3f s, probing and updating them %.3f s (%.1f %% of the replace)\n",
+        n, p / 1000, u / 1000, 100 * u / 1000 / r}'
 echo "daily equals a replace over the history and every day: $same"
 echo "$state"
 rm -rf "$OUT"
