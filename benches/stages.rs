@@ -19,7 +19,7 @@ use custagg::spill::SpillDir;
 struct Count(u64);
 
 impl RowSink for Count {
-    fn record(&mut self, r: Record<'_>) {
+    fn record(&mut self, r: &Record<'_>) {
         self.0 += r.units as u64;
     }
     fn bad_row(&mut self, row: BadRow) {
@@ -30,8 +30,8 @@ impl RowSink for Count {
 struct Partitioned<'s, 'd>(PartitionWriter<'s, 'd>);
 
 impl RowSink for Partitioned<'_, '_> {
-    fn record(&mut self, r: Record<'_>) {
-        self.0.push(&r).unwrap();
+    fn record(&mut self, r: &Record<'_>) {
+        self.0.push(r).unwrap();
     }
     fn bad_row(&mut self, row: BadRow) {
         panic!("{row}");
@@ -95,7 +95,7 @@ fn stages(c: &mut Criterion) {
     let sample = {
         struct Sample(Vec<Box<[u8]>>, u64);
         impl RowSink for Sample {
-            fn record(&mut self, r: Record<'_>) {
+            fn record(&mut self, r: &Record<'_>) {
                 self.1 += 1;
                 if self.1.is_multiple_of(64) {
                     self.0.push(r.customer.into());

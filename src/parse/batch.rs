@@ -144,7 +144,7 @@ pub fn parse_batch(
         }
         read += 1;
         match rows.record(i) {
-            Ok(record) => sink.record(record),
+            Ok(record) => sink.record(&record),
             Err((k, reason)) => sink.bad_row(BadRow {
                 path: path.into(),
                 input,

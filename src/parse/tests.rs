@@ -21,7 +21,7 @@ struct Collect {
 }
 
 impl RowSink for Collect {
-    fn record(&mut self, r: Record<'_>) {
+    fn record(&mut self, r: &Record<'_>) {
         let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
         self.good
             .push((s(r.customer), s(r.product), r.day, r.units));

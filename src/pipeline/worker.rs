@@ -44,14 +44,14 @@ impl Worker<'_, '_> {
 }
 
 impl RowSink for Worker<'_, '_> {
-    fn record(&mut self, record: Record<'_>) {
+    fn record(&mut self, record: &Record<'_>) {
         self.good += 1;
         if self.parse_only {
-            std::hint::black_box(&record);
+            std::hint::black_box(record);
             return;
         }
         if self.error.is_none()
-            && let Err(e) = self.writer.push(&record)
+            && let Err(e) = self.writer.push(record)
         {
             self.error = Some(e);
         }
