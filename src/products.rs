@@ -261,9 +261,11 @@ struct LongSlot {
     answer: Answer,
 }
 
-/// Bits of a worker's filter of the codes with ids (a power of two): 8 KB, in which a full
-/// dictionary of 8,192 codes sets about one bit in eight.
-const FILTER_BITS: usize = 1 << 16;
+/// Bits of a worker's filter of the codes with ids (a power of two): 64 KB, in which a full
+/// dictionary of 8,192 codes sets about one bit in 64, so that 1.6 % of the codes without an id
+/// pass it and go on to the caches and the maps. (At 8 KB one bit in eight was set: the
+/// 100,000-code shape ran 4-5 % slower with two threads, `scripts/ab.sh 7` in both orders.)
+const FILTER_BITS: usize = 1 << 19;
 
 /// The filter bit of a code whose hash is `hash` (for a code of up to eight bytes, its key,
 /// mixed here by a multiply).
