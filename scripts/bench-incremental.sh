@@ -81,7 +81,7 @@ floor_ms() { # SQL: the median Execution Time of EXPLAIN ANALYZE over RUNS tries
 SET temp_buffers = '64MB';
 CREATE TEMPORARY TABLE d (customer_id text NOT NULL);
 \copy d FROM '$OUT/day-customers'
-SET enable_hashjoin = off; SET enable_mergejoin = off;
+SET enable_hashjoin = off; SET enable_mergejoin = off; SET jit = off;
 BEGIN;
 EXPLAIN (ANALYZE, TIMING OFF) $1;
 ROLLBACK;
