@@ -54,31 +54,30 @@ pub fn sort_by_text<'t>(
 /// share eight bytes or more (zero-padded ids, a `CUSTOMER-` prefix), no key tells two apart and
 /// a sort would compare every text: each entry is then keyed by the [`prefix_key`] of its text
 /// after the shared bytes, which orders them as their whole texts do, and its low 64 bits are
-/// made `relabel(low bits, text after the shared bytes)`. Returns how many bytes were skipped (0:
-/// the entries are as they were).
+/// made `relabel(low bits, text after the shared bytes)`; otherwise the entries are left as they
+/// are.
 pub fn rekey_past_shared_bytes<'t>(
     entries: &mut [u128],
     text_of: impl Fn(u128) -> &'t [u8],
     relabel: impl Fn(u64, &[u8]) -> u64,
-) -> usize {
+) {
     let Some(&first) = entries.first() else {
-        return 0;
+        return;
     };
     if entries.iter().any(|&e| e >> 64 != first >> 64) {
-        return 0;
+        return;
     }
     let first = text_of(first);
     let shared = entries.iter().fold(first.len(), |shared, &e| {
         common_prefix_len(&first[..shared], text_of(e))
     });
     if shared < 8 {
-        return 0; // some text is no longer than the shared key: the keys already order them
+        return; // some text is no longer than the shared key: the keys already order them
     }
     for e in entries.iter_mut() {
         let rest = &text_of(*e)[shared..];
         *e = (u128::from(prefix_key(rest)) << 64) | u128::from(relabel(*e as u64, rest));
     }
-    shared
 }
 
 /// How many first bytes `a` and `b` share.
