@@ -140,15 +140,22 @@ fn radix_sort_high(entries: &mut [u128]) {
 /// Asks the CPU to bring the cache line at the start of `bytes` in, without waiting for it.
 #[inline]
 pub fn prefetch_read(bytes: &[u8]) {
+    prefetch_at(bytes.as_ptr());
+}
+
+/// [`prefetch_read`] of the line that holds `at`, which may be memory not yet written (a
+/// buffer's spare capacity): the hint reads nothing the program sees.
+#[inline]
+pub fn prefetch_at(at: *const u8) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         // SAFETY: a prefetch is only a hint: it never faults and has no visible effect; SSE is
         // part of the x86_64 baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast()) }
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.cast()) }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    let _ = at;
 }
 #[cfg(test)]
 mod tests {
