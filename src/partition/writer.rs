@@ -78,6 +78,7 @@ impl<'s, 'd> PartitionWriter<'s, 'd> {
             .add(product_key, product, units, day, &mut self.ids)
         {
             self.flush_group()?;
+            // The same customer: the same partition, found when its first group started.
             self.pending.start(key, record.customer);
             let added = self
                 .pending
